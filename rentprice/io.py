@@ -1,0 +1,100 @@
+"""Reading and writing: the SQL source, Parquet and JSON files, always written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from rentprice.errors import DataError
+
+
+def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFrame:
+    """Read ``columns`` of ``table`` ordered by every column, so the row order never depends on storage.
+
+    A bad URL, an unreachable database, a missing table or a missing column is a one-line DataError.
+    """
+    where = _redact(db_url)
+    try:
+        engine = sa.create_engine(db_url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as error:
+        raise DataError(f"{where}: not a usable database URL ({error})") from None
+    try:
+        with engine.connect() as connection:
+            try:
+                reflected = sa.Table(table, sa.MetaData(), autoload_with=connection)
+            except sa.exc.NoSuchTableError:
+                raise DataError(f"{where}: table {table!r} not found") from None
+            absent = [name for name in columns if name not in reflected.columns]
+            if absent:
+                raise DataError(f"{where}: table {table!r} is missing column(s) {', '.join(absent)}")
+            selected = [reflected.columns[name] for name in columns]
+            query = sa.select(*selected).order_by(*selected)
+            return pd.read_sql(query, connection)
+    except sa.exc.OperationalError as error:
+        reason = str(error.orig).splitlines()[0] if error.orig else "cannot connect"
+        raise DataError(f"{where}: cannot read the database ({reason})") from None
+    finally:
+        engine.dispose()
+
+
+def _redact(db_url: str) -> str:
+    """The URL with any password masked, safe to print in logs."""
+    try:
+        return sa.engine.make_url(db_url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "database URL"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` without its index, atomically."""
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file; a missing or unreadable file is a one-line DataError."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable Parquet file ({error.__class__.__name__})") from None
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write pretty, stable JSON with a trailing newline, atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def file_md5(path: Path) -> str:
+    """Hex md5 of a file's bytes (the hash DVC records in ``dvc.lock``)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,48 @@
+"""Logging via loguru: one line per step, with row counts and timings, to stderr and ``logs/``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from loguru import logger
+
+from rentprice.errors import RentpriceError
+
+LOG_DIR = Path("logs")
+LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[stage]} | {message}"
+
+
+def setup_logging(stage: str, log_dir: Path = LOG_DIR) -> None:
+    """Send log lines tagged with ``stage`` to stderr and to ``log_dir/<stage>.log``."""
+    logger.remove()
+    logger.configure(extra={"stage": stage})
+    logger.add(sys.stderr, format=LOG_FORMAT, level="INFO")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logger.add(log_dir / f"{stage}.log", format=LOG_FORMAT, level="DEBUG", encoding="utf-8")
+
+
+@contextmanager
+def step(name: str) -> Iterator[dict[str, Any]]:
+    """Time a step and log one line with the facts the body records in the yielded dict."""
+    facts: dict[str, Any] = {}
+    started = perf_counter()
+    yield facts
+    details = ", ".join(f"{key}={value}" for key, value in facts.items())
+    logger.info("{}{} ({:.2f}s)", name, f": {details}" if details else "", perf_counter() - started)
+
+
+def run_stage(stage: str, body: Callable[[], None]) -> int:
+    """Run a stage body with logging; user-fixable errors become one log line and exit code 2."""
+    setup_logging(stage)
+    try:
+        with step(f"{stage} finished"):
+            body()
+    except RentpriceError as error:
+        logger.error("{}", error)
+        return 2
+    return 0

@@ -1,0 +1,46 @@
+"""Stage train: fit the rent model pipeline on the train split and write the model file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rentprice.io import file_md5, read_parquet
+from rentprice.logs import run_stage, step
+from rentprice.model import build_model, save_model
+from rentprice.params import load_params
+from rentprice.schema import TARGET
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments: every input and output path."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--train", type=Path, required=True, help="train split Parquet file")
+    parser.add_argument("--model", type=Path, required=True, help="model file to write (joblib)")
+    return parser.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> None:
+    """Fit the model described by the ``train`` params and save it with its metadata."""
+    params = load_params(args.params)
+    frame = read_parquet(args.train)
+    with step("fit model") as facts:
+        model = build_model(params["train"], params["prepare"]["plausible"])
+        model.fit(frame, frame[TARGET])
+        facts.update(rows=len(frame), trees=params["train"]["n_estimators"])
+    with step("save model") as facts:
+        metadata = {"training_data_md5": file_md5(args.train), "params": params["train"]}
+        save_model(model, args.model, metadata)
+        facts.update(path=args.model, bytes=args.model.stat().st_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `python stages/train.py`."""
+    args = parse_args(argv)
+    return run_stage("train", lambda: train(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
