@@ -23,7 +23,9 @@ def regression_metrics(actual: pd.Series, predicted: np.ndarray) -> dict[str, fl
 
 
 def prediction_points(actual: pd.Series, predicted: np.ndarray) -> pd.DataFrame:
-    """One row per test listing: actual rent, predicted rent and residual (actual − predicted)."""
+    """One row per test listing: actual rent, predicted rent and residual (actual - predicted)."""
     predicted = np.round(np.asarray(predicted, dtype=float), 2)
     actual = np.asarray(actual, dtype=float)
-    return pd.DataFrame({"actual": actual, "predicted": predicted, "residual": np.round(actual - predicted, 2)})
+    return pd.DataFrame(
+        {"actual": actual, "predicted": predicted, "residual": np.round(actual - predicted, 2)}
+    )

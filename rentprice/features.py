@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import partial
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,9 @@ def postcode_features(frame: pd.DataFrame) -> np.ndarray:
 def location_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Categorical location keys for target encoding: postcode district and neighborhood."""
     district = frame["zip"].map(postcode_number).map(lambda n: "unknown" if np.isnan(n) else str(int(n)))
-    return pd.DataFrame({"district": district, "neighborhood": frame["neighborhood"].fillna("unknown").astype(str)})
+    return pd.DataFrame(
+        {"district": district, "neighborhood": frame["neighborhood"].fillna("unknown").astype(str)}
+    )
 
 
 def _suffixed_names(_transformer, input_features, suffix: str) -> np.ndarray:
@@ -111,7 +113,9 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
 
     def fit(self, frame: pd.DataFrame, y=None) -> FacilitiesEncoder:
         """Learn the facilities seen at least ``min_count`` times, sorted by name."""
-        counts = pd.Series([item for text in _single_column(frame) for item in facility_list(text)]).value_counts()
+        counts = pd.Series(
+            [item for text in _single_column(frame) for item in facility_list(text)]
+        ).value_counts()
         self.vocabulary_ = sorted(counts[counts >= self.min_count].index)
         self.n_features_in_ = 1
         return self
@@ -125,7 +129,9 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """``facility_<name>`` for each learned facility."""
-        return np.asarray([f"facility_{name.lower().replace(' ', '_')}" for name in self.vocabulary_], dtype=object)
+        return np.asarray(
+            [f"facility_{name.lower().replace(' ', '_')}" for name in self.vocabulary_], dtype=object
+        )
 
 
 def _single_column(frame: pd.DataFrame | np.ndarray) -> list:

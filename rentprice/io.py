@@ -27,6 +27,10 @@ def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFr
         engine = sa.create_engine(db_url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as error:
         raise DataError(f"{where}: not a usable database URL ({error})") from None
+    except ImportError as error:
+        raise DataError(
+            f"{where}: database driver {error.name!r} is not installed (pip install it)"
+        ) from None
     try:
         with engine.connect() as connection:
             try:

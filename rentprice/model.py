@@ -20,10 +20,10 @@ from sklearn.pipeline import Pipeline
 from rentprice.errors import ModelError
 from rentprice.features import (
     ImplausibleToMissing,
-    stateless_transformer,
     feature_columns,
     feature_transformers,
     garden_features,
+    stateless_transformer,
     yes_no_features,
 )
 from rentprice.io import atomic_path
@@ -133,10 +133,12 @@ def load_model(path: Path) -> dict[str, Any]:
             f"{path}: trained with scikit-learn {warning.original_sklearn_version}, "
             f"this environment has {sklearn.__version__}; retrain with `dvc repro train`"
         ) from None
-    except Exception as error:  # noqa: BLE001 - unpickling arbitrary bytes can raise anything
+    except Exception as error:
         raise ModelError(f"{path}: not a model file of this project ({error.__class__.__name__})") from None
     if not isinstance(bundle, dict) or bundle.get("project") != PROJECT or "pipeline" not in bundle:
         raise ModelError(f"{path}: not a model file of this project")
     if bundle.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path}: model format {bundle.get('format')} is not supported (expected {MODEL_FORMAT})")
+        raise ModelError(
+            f"{path}: model format {bundle.get('format')} is not supported (expected {MODEL_FORMAT})"
+        )
     return bundle

@@ -23,7 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, required=True, help="model file (joblib)")
     parser.add_argument("--train", type=Path, required=True, help="train split (refits the baseline)")
     parser.add_argument("--test", type=Path, required=True, help="test split Parquet file")
-    parser.add_argument("--live-dir", type=Path, required=True, help="dvclive directory for metrics and plots")
+    parser.add_argument(
+        "--live-dir", type=Path, required=True, help="dvclive directory for metrics and plots"
+    )
     return parser.parse_args(argv)
 
 
@@ -39,19 +41,49 @@ def evaluate(args: argparse.Namespace) -> None:
     with step("fit and score baseline") as facts:
         baseline = build_baseline(params["baseline"]).fit(train, train[TARGET])
         baseline_mae = regression_metrics(test[TARGET], baseline.predict(test))["mae"]
-        metrics |= {"baseline_mae": baseline_mae, "gain_over_baseline": round(1 - metrics["mae"] / baseline_mae, 6)}
+        metrics |= {
+            "baseline_mae": baseline_mae,
+            "gain_over_baseline": round(1 - metrics["mae"] / baseline_mae, 6),
+        }
         facts.update(baseline_mae=baseline_mae)
-    with step("write metrics and plots") as facts, Live(str(args.live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+    with (
+        step("write metrics and plots") as facts,
+        Live(str(args.live_dir), dvcyaml=False, save_dvc_exp=False) as live,
+    ):
         for name, value in metrics.items():
             live.log_metric(name, value, plot=False)
         points = prediction_points(test[TARGET], predicted)
-        live.log_plot("predictions", points, x="actual", y="predicted", template="scatter",
-                      title="Predicted vs actual rent", x_label="actual rent (€)", y_label="predicted rent (€)")
-        live.log_plot("residuals", points, x="predicted", y="residual", template="scatter",
-                      title="Residuals", x_label="predicted rent (€)", y_label="actual − predicted (€)")
+        live.log_plot(
+            "predictions",
+            points,
+            x="actual",
+            y="predicted",
+            template="scatter",
+            title="Predicted vs actual rent",
+            x_label="actual rent (€)",
+            y_label="predicted rent (€)",
+        )
+        live.log_plot(
+            "residuals",
+            points,
+            x="predicted",
+            y="residual",
+            template="scatter",
+            title="Residuals",
+            x_label="predicted rent (€)",
+            y_label="actual - predicted (€)",
+        )
         importance = feature_importance(pipeline).round({"importance": 6})
-        live.log_plot("importance", importance, x="importance", y="feature", template="bar_horizontal_sorted",
-                      title="Feature importance", x_label="impurity importance", y_label="feature")
+        live.log_plot(
+            "importance",
+            importance,
+            x="importance",
+            y="feature",
+            template="bar_horizontal_sorted",
+            title="Feature importance",
+            x_label="impurity importance",
+            y_label="feature",
+        )
         facts["live_dir"] = args.live_dir
 
 

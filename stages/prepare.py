@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 from rentprice.dataset import clean_listings, group_split
 from rentprice.io import read_parquet, write_json, write_parquet
 from rentprice.logs import run_stage, step

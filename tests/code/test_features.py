@@ -1,0 +1,131 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+
+from rentprice.features import (
+    FacilitiesEncoder,
+    ImplausibleToMissing,
+    energy_rank,
+    facility_list,
+    feature_columns,
+    feature_transformers,
+    garden_area,
+    location_keys,
+    postcode_number,
+    yes_no,
+)
+from tests.conftest import listings
+
+ALL_GROUPS = {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Present (47 m², located on the north)", 47.0),
+        ("Present (26 m², located on the south-east)", 26.0),
+        ("Present (60 m²)", 60.0),
+        ("Present (500 m², located on the west)", 500.0),
+        ("Not present", 0.0),
+        ("  Not present ", 0.0),
+    ],
+)
+def test_garden_area_parses_source_texts(text, expected):
+    assert garden_area(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Present", "Present (large)", "47", "", None, np.nan, 47])
+def test_garden_area_is_nan_for_unparseable_text(text):
+    assert np.isnan(garden_area(text))
+
+
+@pytest.mark.parametrize(("value", "expected"), [("yes", 1.0), ("no", 0.0), (" YES ", 1.0), ("No", 0.0)])
+def test_yes_no(value, expected):
+    assert yes_no(value) == expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "", None, 1, np.nan])
+def test_yes_no_unknown_is_nan(value):
+    assert np.isnan(yes_no(value))
+
+
+def test_energy_rank_orders_labels_from_g_to_a_plus():
+    ranks = [energy_rank(label) for label in ["G", "F", "E", "D", "C", "B", "A", "A+", "A++", "A+++++"]]
+    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
+    assert energy_rank(" a+ ") == energy_rank("A+")
+
+
+@pytest.mark.parametrize("label", ["None", "", "Z", None, np.nan])
+def test_energy_rank_unknown_is_nan(label):
+    assert np.isnan(energy_rank(label))
+
+
+def test_facility_list_splits_and_handles_none():
+    assert facility_list("Shower, Toilet,  Lift") == ["Shower", "Toilet", "Lift"]
+    assert facility_list("None") == []
+    assert facility_list(None) == []
+
+
+def test_facilities_encoder_learns_frequent_vocabulary_and_ignores_unseen():
+    train = pd.DataFrame({"facilities": ["Bath, Toilet", "Toilet", "None", "Toilet, Sauna"]})
+    encoder = FacilitiesEncoder(min_count=2).fit(train)
+    assert encoder.vocabulary_ == ["Toilet"]
+    scored = encoder.transform(pd.DataFrame({"facilities": ["Toilet, Jacuzzi", "None"]}))
+    np.testing.assert_array_equal(scored, [[1.0], [0.0]])
+    assert list(encoder.get_feature_names_out()) == ["facility_toilet"]
+
+
+def test_facilities_encoder_with_empty_vocabulary_keeps_row_count():
+    encoder = FacilitiesEncoder(min_count=10).fit(pd.DataFrame({"facilities": ["Bath"]}))
+    assert encoder.transform(pd.DataFrame({"facilities": ["Bath", "None"]})).shape == (2, 0)
+
+
+def test_postcode_number():
+    assert postcode_number("1071 HN") == 1071.0
+    assert np.isnan(postcode_number("HN 1071"))
+    assert np.isnan(postcode_number(None))
+
+
+def test_location_keys_fill_unknowns():
+    keys = location_keys(pd.DataFrame({"zip": ["1071 HN", None], "neighborhood": ["Oud-West", None]}))
+    assert keys.to_dict("list") == {"district": ["1071", "unknown"], "neighborhood": ["Oud-West", "unknown"]}
+
+
+def test_implausible_to_missing_masks_placeholder_year():
+    frame = listings({"constraction_year": 1005.0}, {"constraction_year": 1930.0})
+    cleaned = ImplausibleToMissing({"constraction_year": [1500, 2030]}).fit_transform(frame)
+    assert cleaned["constraction_year"].isna().tolist() == [True, False]
+    assert frame["constraction_year"].tolist() == [1005.0, 1930.0], "input must not be modified"
+
+
+def test_feature_transformers_rejects_unknown_group():
+    with pytest.raises(ValueError, match="unknown feature group"):
+        feature_transformers({"weather": True}, seed=0, facilities_min_count=1)
+
+
+def test_all_feature_groups_produce_named_numeric_columns():
+    frame = listings(*({"rent": 1000.0 + 100 * i} for i in range(5)), {"garden": "Not present"})
+    transformer = ColumnTransformer(feature_transformers(ALL_GROUPS, seed=0, facilities_min_count=1))
+    matrix = transformer.fit_transform(frame, frame["rent"])
+    names = feature_columns(transformer)
+    assert matrix.shape == (6, len(names))
+    assert {"area", "garden_m2", "energy_rank", "balcony", "facility_lift", "zip_number", "district"} <= set(
+        names
+    )
+    assert matrix[:, names.index("garden_m2")].tolist() == [47.0] * 5 + [0.0]
+    assert not np.isnan(matrix).any()
+
+
+def test_switching_off_groups_removes_their_columns():
+    frame = listings({}, {"area": 60.0})
+    transformer = ColumnTransformer(feature_transformers({"garden": True}, seed=0, facilities_min_count=1))
+    transformer.fit(frame, frame["rent"])
+    assert feature_columns(transformer) == [
+        "area",
+        "constraction_year",
+        "rooms",
+        "bedrooms",
+        "bathrooms",
+        "garden_m2",
+    ]

@@ -1,0 +1,80 @@
+import sqlite3
+
+import pytest
+
+from rentprice.errors import DataError
+from rentprice.io import atomic_path, file_md5, read_parquet, read_sql_table, write_json
+from tests.conftest import listings
+
+
+@pytest.fixture
+def tiny_db(tmp_path):
+    path = tmp_path / "tiny.sqlite"
+    with sqlite3.connect(path) as connection:
+        listings({"rent": 3000.0}, {"rent": 1000.0}).to_sql("rent_apartments", connection, index=False)
+    return path
+
+
+def test_read_sql_table_orders_rows_deterministically(tiny_db):
+    frame = read_sql_table(f"sqlite:///{tiny_db}", "rent_apartments", ["rent", "area"])
+    assert list(frame.columns) == ["rent", "area"]
+    assert frame["rent"].tolist() == [1000.0, 3000.0]
+
+
+def test_read_sql_table_missing_table(tiny_db):
+    with pytest.raises(DataError, match=r"tiny.sqlite: table 'flats' not found$"):
+        read_sql_table(f"sqlite:///{tiny_db}", "flats", ["rent"])
+
+
+def test_read_sql_table_missing_column(tiny_db):
+    with pytest.raises(DataError, match=r"table 'rent_apartments' is missing column\(s\) balconies$"):
+        read_sql_table(f"sqlite:///{tiny_db}", "rent_apartments", ["rent", "balconies"])
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdb://host/db"])
+def test_read_sql_table_bad_url(url):
+    with pytest.raises(DataError, match="not a usable database URL"):
+        read_sql_table(url, "rent_apartments", ["rent"])
+
+
+def test_read_sql_table_unreachable_database_hides_password(tmp_path):
+    url = f"sqlite:///{tmp_path}/missing-dir/x.sqlite"
+    with pytest.raises(DataError, match="cannot read the database"):
+        read_sql_table(url, "rent_apartments", ["rent"])
+
+
+def test_read_sql_table_missing_driver_is_named_and_password_hidden():
+    with pytest.raises(DataError, match="driver 'pg8000' is not installed") as failure:
+        read_sql_table("postgresql+pg8000://user:secret@127.0.0.1:1/db", "t", ["rent"])
+    assert "secret" not in str(failure.value) and "***" in str(failure.value)
+
+
+def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("partial")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_replaces_existing_file(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    write_json({"b": 1, "a": 2}, target)
+    assert target.read_text() == '{\n  "b": 1,\n  "a": 2\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_read_parquet_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"missing.parquet: file not found"):
+        read_parquet(tmp_path / "missing.parquet")
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet")
+    with pytest.raises(DataError, match=r"junk.parquet: not a readable Parquet file"):
+        read_parquet(junk)
+
+
+def test_file_md5(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"abc")
+    assert file_md5(path) == "900150983cd24fb0d6963f7d28e17f72"

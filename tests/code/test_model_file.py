@@ -1,0 +1,86 @@
+import pickle
+import warnings
+
+import joblib
+import pytest
+from sklearn.exceptions import InconsistentVersionWarning
+
+from rentprice.errors import ModelError
+from rentprice.model import build_model, feature_importance, load_model, save_model
+from tests.conftest import listings
+
+TRAIN = {
+    "seed": 0,
+    "n_estimators": 5,
+    "max_depth": None,
+    "min_samples_leaf": 1,
+    "max_features": 1.0,
+    "log_target": True,
+    "n_jobs": 1,
+    "facilities_min_count": 1,
+    "features": {"garden": True, "energy": True},
+}
+
+
+@pytest.fixture
+def fitted():
+    frame = listings(*({"area": 40.0 + 10 * i, "rent": 1000.0 + 200 * i} for i in range(8)))
+    return build_model(TRAIN, {"constraction_year": [1500, 2030]}).fit(frame, frame["rent"]), frame
+
+
+def test_model_round_trip_keeps_predictions_and_metadata(tmp_path, fitted):
+    model, frame = fitted
+    path = tmp_path / "model.joblib"
+    save_model(model, path, {"params": TRAIN})
+    bundle = load_model(path)
+    assert bundle["params"] == TRAIN
+    assert bundle["input_columns"][:2] == ["address", "area"]
+    assert set(bundle["versions"]) >= {"scikit-learn", "numpy", "pandas", "python"}
+    assert (bundle["pipeline"].predict(frame) == model.predict(frame)).all()
+
+
+def test_saving_twice_gives_identical_bytes(tmp_path, fitted):
+    model, _ = fitted
+    save_model(model, tmp_path / "a.joblib", {})
+    save_model(model, tmp_path / "b.joblib", {})
+    assert (tmp_path / "a.joblib").read_bytes() == (tmp_path / "b.joblib").read_bytes()
+
+
+def test_feature_importance_is_named_and_sorted(fitted):
+    importance = feature_importance(fitted[0])
+    assert set(importance["feature"]) >= {"area", "garden_m2", "energy_rank"}
+    assert importance["importance"].is_monotonic_decreasing
+
+
+def test_load_model_missing_file_says_how_to_get_it(tmp_path):
+    with pytest.raises(ModelError, match=r"model file not found \(run `dvc pull .*` or `dvc repro train`\)"):
+        load_model(tmp_path / "model.joblib")
+
+
+def test_load_model_rejects_foreign_pickles(tmp_path):
+    path = tmp_path / "other.joblib"
+    joblib.dump({"weights": [1, 2]}, path)
+    with pytest.raises(ModelError, match=r"not a model file of this project$"):
+        load_model(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(ModelError, match=r"not a model file of this project \("):
+        load_model(path)
+
+
+def test_load_model_rejects_other_scikit_learn_versions(tmp_path, monkeypatch):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(pickle.dumps({}))
+
+    def load_with_warning(_path):
+        warnings.warn(
+            InconsistentVersionWarning(
+                estimator_name="X", current_sklearn_version="9", original_sklearn_version="0.1"
+            ),
+            stacklevel=1,
+        )
+
+    monkeypatch.setattr(joblib, "load", load_with_warning)
+    with pytest.raises(
+        ModelError, match=r"trained with scikit-learn 0.1, this environment has .*dvc repro train"
+    ):
+        load_model(path)

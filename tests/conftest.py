@@ -1,0 +1,109 @@
+"""Shared fixtures: paths, a valid listing factory and helpers to run real dvc commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DB = REPO_ROOT / "data" / "source" / "rent_apartments.sqlite"
+SHARED_REMOTE = REPO_ROOT.parent / "shared" / "dvc-storage"
+
+VALID_LISTING = {
+    "address": "1071 HN Amsterdam (Cornelis Schuytbuurt)",
+    "area": 80.0,
+    "constraction_year": 1930.0,
+    "rooms": 3.0,
+    "bedrooms": 2.0,
+    "bathrooms": 1.0,
+    "balcony": "yes",
+    "storage": "no",
+    "parking": "no",
+    "furnished": "yes",
+    "garage": "no",
+    "garden": "Present (47 m², located on the north)",
+    "energy": "A",
+    "facilities": "Shower, Toilet, Lift",
+    "zip": "1071 HN",
+    "neighborhood": "Cornelis Schuytbuurt",
+    "rent": 2000.0,
+}
+
+
+def listings(*overrides: dict) -> pd.DataFrame:
+    """A frame of valid listings, one per override dict applied to VALID_LISTING."""
+    return pd.DataFrame([{**VALID_LISTING, **override} for override in overrides or ({},)])
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for subprocesses: this interpreter's bin first, no analytics, a git identity."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env |= {
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "rentprice tests",
+        "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+        "GIT_COMMITTER_NAME": "rentprice tests",
+        "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+    }
+    env.pop("RENTPRICE_DB_URL", None)
+    return env
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command, capturing output; on an unexpected exit code fail with its output."""
+    result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def source_db() -> Path:
+    """The pulled source snapshot (``make setup`` pulls it)."""
+    if not SOURCE_DB.is_file():
+        pytest.fail(f"{SOURCE_DB} is missing: run `make setup` (it runs `dvc pull`)")
+    return SOURCE_DB
+
+
+def make_project_copy(destination: Path) -> Path:
+    """Copy the git-tracked files into a new git repo whose DVC remote is a private copy of the shared one.
+
+    Tests may push to that copy; nothing ever writes to ``../shared``.
+    """
+    if not SHARED_REMOTE.is_dir():
+        pytest.fail(f"{SHARED_REMOTE} is missing: the read-only DVC remote must sit beside the repo")
+    repo = destination / "repo"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, tracked):
+        source = REPO_ROOT / name
+        if source.is_file():
+            target = repo / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    remote = destination / "remote"
+    shutil.copytree(SHARED_REMOTE, remote)
+    for path in [remote, *remote.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "copy of rentprice"], repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """A project copy with the source pulled and the whole pipeline reproduced once."""
+    repo = make_project_copy(tmp_path_factory.mktemp("built"))
+    run(["dvc", "pull", "data/source/rent_apartments.sqlite.dvc"], repo)
+    run(["dvc", "repro"], repo)
+    return repo
