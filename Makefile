@@ -43,3 +43,8 @@ format:
 ## lock: re-resolve every dependency into requirements.lock (commit the result)
 lock: $(VENV)/.installed
 	$(UV) pip compile --quiet --upgrade pyproject.toml --all-extras --python-version 3.11 --output-file requirements.lock
+
+.PHONY: notebook-strip
+## notebook-strip: remove outputs from the notebooks (they are committed stripped; the tests check)
+notebook-strip:
+	python scripts/strip_notebook.py notebook/*.ipynb
