@@ -48,3 +48,21 @@ lock: $(VENV)/.installed
 ## notebook-strip: remove outputs from the notebooks (they are committed stripped; the tests check)
 notebook-strip:
 	python scripts/strip_notebook.py notebook/*.ipynb
+
+.PHONY: sweep report verify
+# Grid for `make sweep`: one `-S key=v1,v2` per axis (dvc exp run syntax); JOBS experiments at once.
+GRID ?= -S 'train.n_estimators=100,300' -S 'train.max_features=0.33,0.5'
+JOBS ?= 2
+## sweep: queue the GRID as DVC experiments, run them JOBS at a time, fail on any failed run, rank by test MAE
+sweep:
+	python scripts/sweep.py --jobs $(JOBS) $(GRID)
+
+# Revision `make report` compares the workspace with.
+BASE ?= main
+## report: write report.md (params and metrics diff against BASE, plots in report_plots/)
+report:
+	python scripts/report.py --base $(BASE) --output report.md --images report_plots
+
+## verify: rebuild HEAD with `dvc repro -f` in a fresh clone; fail if dvc.lock or a tracked metric changes
+verify:
+	bash scripts/verify.sh

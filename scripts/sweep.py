@@ -1,0 +1,192 @@
+"""Run a grid of queued DVC experiments, fail loudly if any fails, and rank the others by test MAE.
+
+``dvc exp run --run-all`` exits 0 even when a queued experiment fails, and queued runs see only
+the committed files; this wrapper refuses a dirty tree, checks every experiment's state in
+``dvc exp show --json`` afterwards and prints the log of each failed one (``dvc queue logs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from loguru import logger
+
+from rentprice.errors import RentpriceError
+from rentprice.logs import run_stage, step
+
+METRICS_FILE = "metrics/eval/metrics.json"
+METRIC_COLUMNS = ("mae", "r2", "mape", "baseline_mae")
+RANK_BY = "mae"
+DEFAULT_PARAMS_FILE = "params.yaml"
+QUEUED = re.compile(r"Queued experiment '([^']+)'")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments: the grid (as for `dvc exp run -S`) and the number of parallel jobs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "-S",
+        "--set-param",
+        dest="grid",
+        action="append",
+        required=True,
+        metavar="[FILE:]KEY=V1,V2",
+        help="a grid axis, passed to `dvc exp run --queue -S` (repeat for more axes)",
+    )
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="experiments run in parallel")
+    return parser.parse_args(argv)
+
+
+def dvc(*args: str) -> subprocess.CompletedProcess:
+    """Run a dvc command, capturing its output."""
+    return subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
+
+
+def checked(result: subprocess.CompletedProcess) -> str:
+    """The output of a command that succeeded; otherwise a one-line error with its last message."""
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+        raise RentpriceError(f"`{' '.join(result.args)}` failed: {lines[-1]}")
+    return result.stdout
+
+
+def uncommitted_changes() -> list[str]:
+    """`git status --porcelain` lines: files a queued experiment (built from HEAD) would not see."""
+    status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False)
+    return checked(status).splitlines()
+
+
+def grid_keys(grid: Iterable[str]) -> list[str]:
+    """The param of each grid axis: ``'train.n_estimators=100,300'`` -> ``'train.n_estimators'``."""
+    return [axis.split("=", 1)[0].strip() for axis in grid]
+
+
+def queued_names(output: str) -> list[str]:
+    """Names of the experiments `dvc exp run --queue` reports as queued."""
+    return QUEUED.findall(output)
+
+
+def param_value(params: dict[str, Any], key: str) -> Any:
+    """The value of ``[file:]dotted.key`` in the params section of `dvc exp show --json`."""
+    path, _, dotted = key.rpartition(":")
+    value: Any = (params.get(path or DEFAULT_PARAMS_FILE) or {}).get("data", {})
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def experiments(show: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each named experiment in `dvc exp show --json` output: state, params and test metrics."""
+    found = {}
+    for commit in show:
+        for experiment in commit.get("experiments") or []:
+            revision = experiment["revs"][0]
+            data = revision.get("data") or {}
+            executor = experiment.get("executor") or {}
+            state = executor.get("state") or ("failed" if revision.get("error") else "success")
+            found[experiment["name"]] = {
+                "state": state,
+                "params": data.get("params") or {},
+                "metrics": ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {},
+            }
+    return found
+
+
+def ranking(results: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Successful experiments ordered by test MAE (best first); ties broken by name."""
+    done = [(name, result) for name, result in results.items() if result["state"] == "success"]
+    return sorted(done, key=lambda item: (item[1]["metrics"].get(RANK_BY, float("inf")), item[0]))
+
+
+def ranking_markdown(ranked: list[tuple[str, dict[str, Any]]], keys: Sequence[str]) -> str:
+    """A markdown table of the ranked experiments with the swept params and the key test metrics."""
+    header = ["rank", "experiment", *keys, *METRIC_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, (name, result) in enumerate(ranked, start=1):
+        cells = [
+            str(rank),
+            name,
+            *(str(param_value(result["params"], key)) for key in keys),
+            *(str(result["metrics"].get(column, "-")) for column in METRIC_COLUMNS),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def apply_hint(best: str) -> str:
+    """How to bring the best experiment into the workspace or onto a branch."""
+    return (
+        f"Best by test {RANK_BY}: {best}. Apply it with `dvc exp apply {best}`, review `git diff` and commit "
+        f"params.yaml, dvc.lock and metrics/; or keep it on a branch: `dvc exp branch {best} <branch>`."
+    )
+
+
+def refuse_to_start() -> None:
+    """Fail before queueing anything if the run would miss changes or run someone else's queue."""
+    changes = uncommitted_changes()
+    if changes:
+        listed = "; ".join(line.strip() for line in changes[:10]) + ("; ..." if len(changes) > 10 else "")
+        raise RentpriceError(
+            f"the working tree has uncommitted or untracked changes that queued experiments would not see "
+            f"({listed}): commit them or move them away first"
+        )
+    pending = [
+        name
+        for name, result in experiments(json.loads(checked(dvc("exp", "show", "--json")))).items()
+        if result["state"] in {"queued", "running"}
+    ]
+    if pending:
+        raise RentpriceError(
+            f"experiment(s) already queued or running: {', '.join(sorted(pending))}; run them with "
+            "`dvc exp run --run-all` or drop them with `dvc queue remove --queued` first"
+        )
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Queue the grid, run it, check every experiment and print the ranking."""
+    refuse_to_start()
+    with step("queue grid") as facts:
+        grid_args = [item for axis in args.grid for item in ("-S", axis)]
+        names = queued_names(checked(dvc("exp", "run", "--queue", *grid_args)))
+        if not names:
+            raise RentpriceError("`dvc exp run --queue` queued no experiment")
+        facts.update(experiments=len(names), names=",".join(names))
+    with step("run queue") as facts:
+        run = subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)], check=False)
+        facts.update(jobs=args.jobs, exit_code=run.returncode)
+    with step("collect results") as facts:
+        shown = experiments(json.loads(checked(dvc("exp", "show", "--json"))))
+        results = {name: shown.get(name, {"state": "missing", "params": {}, "metrics": {}}) for name in names}
+        failed = [name for name, result in results.items() if result["state"] != "success"]
+        facts.update(succeeded=len(names) - len(failed), failed=len(failed))
+    for name in failed:
+        logger.error("experiment {} {}; its log (dvc queue logs {}):", name, results[name]["state"], name)
+        log = dvc("queue", "logs", name)
+        print(log.stdout + log.stderr, file=sys.stderr)
+    keys = grid_keys(args.grid)
+    ranked = ranking(results)
+    if ranked:
+        print(f"\n## Sweep ranking by test {RANK_BY} ({METRICS_FILE})\n")
+        print(ranking_markdown(ranked, keys))
+        print(f"\n{apply_hint(ranked[0][0])}\n")
+    if failed:
+        raise RentpriceError(
+            f"{len(failed)} of {len(names)} experiment(s) failed: {', '.join(failed)} (logs above; "
+            "`dvc queue remove --failed` clears them from the queue)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `python scripts/sweep.py -S key=v1,v2 ...` (`make sweep`)."""
+    args = parse_args(argv)
+    return run_stage("sweep", lambda: sweep(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Experiments end to end: `make sweep`, `make report` and `make verify` on temporary copies of the repo."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_project_copy, run
+
+pytestmark = pytest.mark.slow
+
+# The `dvc exp show` command the README's Experiments section gives.
+EXP_SHOW = [
+    "dvc",
+    "exp",
+    "show",
+    "--md",
+    "--drop",
+    ".*",
+    "--keep",
+    r"Experiment|^(mae|r2|mape|baseline_mae)$|^train\.(n_estimators|max_features)$",
+    "--sort-by",
+    "mae",
+]
+
+
+def experiments_by_name(repo: Path) -> dict[str, dict]:
+    """Every experiment of HEAD in `dvc exp show --json`: executor state, params and test metrics."""
+    show = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    return {
+        experiment["name"]: {
+            "state": (experiment.get("executor") or {}).get("state"),
+            "train": experiment["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"],
+            "metrics": experiment["revs"][0]["data"]["metrics"]["metrics/eval/metrics.json"]["data"],
+        }
+        for commit in show
+        for experiment in commit.get("experiments") or []
+    }
+
+
+def ranking_rows(stdout: str) -> list[list[str]]:
+    """The cells of the ranking table `make sweep` prints (header and separator skipped)."""
+    rows = [line for line in stdout.splitlines() if re.match(r"\| \d+ \|", line)]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+@pytest.fixture(scope="module")
+def swept(built_project) -> tuple[Path, subprocess.CompletedProcess]:
+    """The built project after a two-point sweep (10 and 20 trees) run two at a time."""
+    result = run(["make", "sweep", "GRID=-S train.n_estimators=10,20", "JOBS=2"], built_project)
+    return built_project, result
+
+
+def test_two_point_sweep_records_both_experiments_with_metrics(swept):
+    repo, result = swept
+    queued = re.search(r"queue grid: experiments=2, names=([\w-]+),([\w-]+)", result.stderr)
+    assert queued, result.stderr
+    names = set(queued.groups())
+    found = experiments_by_name(repo)
+    assert names <= set(found)
+    assert {found[name]["train"]["n_estimators"] for name in names} == {10, 20}
+    for name in names:
+        assert found[name]["state"] == "success"
+        assert set(found[name]["metrics"]) >= {"mae", "r2", "mape", "baseline_mae"}
+    assert "jobs=2, exit_code=0" in result.stderr
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
+
+
+def test_sweep_prints_a_ranking_by_test_mae_and_how_to_apply_the_best(swept):
+    repo, result = swept
+    found = experiments_by_name(repo)
+    rows = ranking_rows(result.stdout)
+    assert len(rows) == 2
+    by_mae = sorted(rows, key=lambda row: float(row[3]))
+    assert rows == by_mae
+    for position, (rank, name, n_estimators, mae, r2, mape, baseline_mae) in enumerate(rows, start=1):
+        metrics = found[name]["metrics"]
+        assert int(rank) == position
+        assert int(n_estimators) == found[name]["train"]["n_estimators"]
+        assert (float(mae), float(r2), float(mape), float(baseline_mae)) == (
+            metrics["mae"],
+            metrics["r2"],
+            metrics["mape"],
+            metrics["baseline_mae"],
+        )
+    assert f"dvc exp apply {rows[0][1]}" in result.stdout
+
+
+def test_readme_exp_show_lists_the_columns_that_matter(swept):
+    repo, _ = swept
+    table = run(EXP_SHOW, repo).stdout.splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header == [
+        "Experiment",
+        "mae",
+        "r2",
+        "mape",
+        "baseline_mae",
+        "train.n_estimators",
+        "train.max_features",
+    ]
+    assert len(table) >= 2 + 2 + 2  # header, separator, workspace, HEAD, two experiments
+
+
+def test_failing_queued_experiment_fails_the_sweep_with_its_log(built_project):
+    grid = "GRID=-S train.max_features=-1 -S train.n_estimators=10"
+    result = run(["make", "sweep", grid], built_project, check=False)
+    assert result.returncode != 0
+    name = re.search(r"1 of 1 experiment\(s\) failed: ([\w-]+)", result.stderr)
+    assert name, result.stderr
+    assert f"experiment {name.group(1)} failed; its log (dvc queue logs" in result.stderr
+    assert "The 'max_features' parameter of RandomForestRegressor" in result.stderr
+    assert experiments_by_name(built_project)[name.group(1)]["state"] == "failed"
+
+
+def test_sweep_refuses_to_start_with_uncommitted_changes(tmp_path):
+    repo = make_project_copy(tmp_path)
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n# tweak\n")
+    (repo / "scratch.py").write_text("print('not committed')\n")
+    result = run(["make", "sweep", "GRID=-S train.n_estimators=10"], repo, check=False)
+    assert result.returncode != 0
+    assert "uncommitted or untracked changes that queued experiments would not see" in result.stderr
+    assert "M params.yaml" in result.stderr and "?? scratch.py" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Queued experiment" not in result.stdout
+
+
+def clone_sharing_cache(project: Path, destination: Path) -> Path:
+    """A git clone of ``project`` that uses its DVC cache and remote, with every output checked out."""
+    repo = destination / "repo"
+    run(["git", "clone", "-q", str(project), str(repo)], destination)
+    run(["dvc", "cache", "dir", "--local", str(project / ".dvc" / "cache")], repo)
+    run(["dvc", "remote", "modify", "--local", "storage", "url", str(project.parent / "remote")], repo)
+    run(["dvc", "checkout", "--quiet"], repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def two_commits(built_project, tmp_path_factory) -> Path:
+    """A clone whose HEAD retrains with 40 trees instead of 300 (HEAD~1), reproduced and committed."""
+    repo = clone_sharing_cache(built_project, tmp_path_factory.mktemp("report"))
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    run(["dvc", "repro"], repo)
+    run(["git", "commit", "-qam", "fewer trees"], repo)
+    return repo
+
+
+def test_report_on_commits_with_different_params(two_commits):
+    repo = two_commits
+    run(["make", "report", "BASE=HEAD~1"], repo)
+    report = (repo / "report.md").read_text()
+    old, new = (
+        json.loads(run(["git", "show", f"{rev}:metrics/eval/metrics.json"], repo).stdout)
+        for rev in ("HEAD~1", "HEAD")
+    )
+    assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.n_estimators\s*\|\s*300\s*\|\s*40\s*\|", report), (
+        report
+    )
+    assert "No parameter differs" not in report
+    assert re.search(r"\d+ metric\(s\) differ from `HEAD~1`", report)
+    mae_row = re.search(
+        r"\|\s*metrics/eval/metrics\.json\s*\|\s*mae\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", report
+    )
+    assert mae_row, report
+    assert tuple(map(float, mae_row.groups())) == pytest.approx((old["mae"], new["mae"]), abs=1e-4)
+    assert old["mae"] != new["mae"]
+    images = re.findall(r"!\[([^\]]+)\]\(([^)]+)\)", report)
+    assert {title for title, _ in images} == {"Predicted vs actual rent", "Residuals", "Feature importance"}
+    for _, link in images:
+        assert not link.startswith(("/", "http")), link
+        assert (repo / link).read_bytes().startswith(b"\x89PNG"), link
+    assert "<script" not in report
+    assert run(["git", "status", "--porcelain"], repo).stdout == "", "report files must be git-ignored"
+
+
+def test_report_on_identical_commits_says_so_instead_of_empty_tables(two_commits):
+    repo = two_commits
+    run(["make", "report", "BASE=HEAD"], repo)
+    report = (repo / "report.md").read_text()
+    assert "No parameter differs from `HEAD`." in report
+    assert "No metric differs from `HEAD`" in report
+    assert not re.search(r"\|\s*Param\s*\|", report), "an empty params table"
+    assert len(re.findall(r"!\[[^\]]+\]\([^)]+\.png\)", report)) == 3
+
+
+def test_verify_passes_on_a_reproducible_commit(built_project):
+    result = run(["make", "verify"], built_project)
+    assert "verify: OK" in result.stdout
+    assert "rebuilt every stage" in result.stderr
+
+
+def test_verify_fails_and_shows_the_diff_when_a_metric_is_not_reproduced(built_project, tmp_path):
+    repo = clone_sharing_cache(built_project, tmp_path)
+    metrics_file = repo / "metrics" / "eval" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.write_text(metrics_file.read_text().replace(f'"mae": {metrics["mae"]},', '"mae": 1.0,'))
+    run(["git", "commit", "-qam", "hand-edited metric"], repo)
+    result = run(["make", "verify"], repo, check=False)
+    assert result.returncode != 0
+    assert "verify: FAILED" in result.stderr
+    assert " M metrics/eval/metrics.json" in result.stderr
+    assert f'+    "mae": {metrics["mae"]},' in result.stderr
+    assert '-    "mae": 1.0,' in result.stderr
