@@ -1,0 +1,282 @@
+"""Judging and scoring new listings: one set of rules for the batch stage and the prediction service.
+
+``validate_listings`` splits a frame into rows the model can score and rejected rows (first bad
+field and the reason); ``score`` predicts rents for the scorable rows. Both are pure and work on
+a frame of any size, so a listing is judged identically in a 10M-row batch and in a one-row request.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.pipeline import Pipeline
+
+from rentprice.errors import ModelError
+from rentprice.features import (
+    ENERGY_UNKNOWN,
+    energy_rank,
+    garden_area,
+    location_keys,
+    yes_no,
+)
+from rentprice.io import file_md5
+from rentprice.model import forest_of, load_model
+from rentprice.schema import (
+    FEATURE_COLUMNS,
+    NUMERIC_COLUMNS,
+    YES_NO_COLUMNS,
+    mask_implausible,
+    require_columns,
+)
+
+ROW, FIELD, REASON = "row", "field", "reason"
+PREDICTION = "predicted_rent"
+#: Values scored as unknown instead of rejected, counted in ``ValidationResult.recovered``.
+RECOVERABLE: tuple[str, ...] = ("constraction_year", "energy", "neighborhood", "zip")
+POSITIVE_COLUMNS: tuple[str, ...] = ("area",)
+#: Batches smaller than this predict faster on one thread than with the forest's trained n_jobs
+#: (thread start-up dominates); bench/predict.py measures the crossover.
+SERIAL_BELOW_ROWS = 5000
+#: Rents are rounded to cents: a parallel forest sums its trees in thread completion order, so
+#: unrounded predictions may differ in the last bits between runs.
+PRICE_DECIMALS = 2
+SHOWN_CHARS = 40
+DVC_LOCK = Path("dvc.lock")
+
+Model = Mapping[str, Any] | Pipeline
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What ``validate_listings`` found.
+
+    ``scorable``: the feature columns of the rows that can be scored, numbers as float64 and
+    unknown values as NaN, indexed by input row number. ``rejects``: one row per rejected input
+    row with columns ``row``, ``field`` (the first bad field in schema order) and ``reason``.
+    ``recovered``: per field in RECOVERABLE, how many scorable rows have it treated as unknown.
+    """
+
+    scorable: pd.DataFrame
+    rejects: pd.DataFrame
+    recovered: dict[str, int]
+
+
+def pipeline_of(model: Model) -> Pipeline:
+    """The fitted pipeline of a model bundle (``load_model``'s dict) or the pipeline itself."""
+    return model["pipeline"] if isinstance(model, Mapping) else model
+
+
+def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> ValidationResult:
+    """Judge every row of ``frame``: scorable, or rejected with its first bad field and the reason.
+
+    Row numbers are ``first_row`` plus the position in ``frame`` (pass the offset of a chunk).
+    ``model`` supplies what is learned: plausible bounds and known locations. Raises DataError
+    when a feature column is missing altogether.
+    """
+    require_columns(frame, "listings", FEATURE_COLUMNS)
+    pipeline = pipeline_of(model)
+    rows = pd.RangeIndex(first_row, first_row + len(frame))
+    typed = frame[list(FEATURE_COLUMNS)].set_axis(rows)
+    reasons = {}
+    for name in NUMERIC_COLUMNS:
+        typed[name], reasons[name] = _numbers(frame[name])
+        reasons[name] = _first_reason(reasons[name], _number_rule(name)(typed[name].to_numpy()))
+    for name in YES_NO_COLUMNS:
+        reasons[name] = _per_value(frame[name], _judge_yes_no)
+    reasons["garden"] = _per_value(frame["garden"], _judge_garden)
+    reasons["energy"] = _per_value(frame["energy"], _judge_energy)
+
+    field = np.full(len(frame), None, dtype=object)
+    reason = np.full(len(frame), None, dtype=object)
+    for name in FEATURE_COLUMNS:
+        if name in reasons:
+            new = pd.notna(reasons[name]) & pd.isna(field)
+            field[new], reason[new] = name, reasons[name][new]
+    rejected = pd.notna(field)
+    scorable = mask_implausible(typed, _plausible(pipeline))[~rejected]
+    rejects = pd.DataFrame(
+        {ROW: rows[rejected].to_numpy(dtype="int64"), FIELD: field[rejected], REASON: reason[rejected]}
+    ).astype({FIELD: "str", REASON: "str"})
+    return ValidationResult(scorable, rejects, _count_recovered(scorable, pipeline))
+
+
+def score(model: Model, scorable: pd.DataFrame) -> np.ndarray:
+    """Predicted monthly rent in € (rounded to cents) for each row of ``ValidationResult.scorable``.
+
+    Batches under SERIAL_BELOW_ROWS predict on one thread, larger ones with the forest's trained
+    n_jobs; the loaded model itself is never modified.
+    """
+    if scorable.empty:
+        return np.empty(0)
+    pipeline = pipeline_of(model)
+    n_jobs = 1 if len(scorable) < SERIAL_BELOW_ROWS else forest_of(pipeline).n_jobs
+    predicted = with_jobs(pipeline, n_jobs).predict(scorable[list(FEATURE_COLUMNS)])
+    return np.round(predicted, PRICE_DECIMALS)
+
+
+def with_jobs(pipeline: Pipeline, n_jobs: int | None) -> Pipeline:
+    """The same fitted pipeline predicting with ``n_jobs`` threads: shallow copies, fitted trees shared."""
+    forest = forest_of(pipeline)
+    if forest.n_jobs == n_jobs:
+        return pipeline
+    forest = copy.copy(forest)
+    forest.n_jobs = n_jobs
+    name, regressor = pipeline.steps[-1]
+    if isinstance(regressor, TransformedTargetRegressor):
+        regressor = copy.copy(regressor)
+        regressor.regressor_ = forest
+    else:
+        regressor = forest
+    variant = copy.copy(pipeline)
+    variant.steps = [*pipeline.steps[:-1], (name, regressor)]
+    return variant
+
+
+def load_scoring_model(path: Path, lock: Path = DVC_LOCK) -> dict[str, Any]:
+    """Load a model file for scoring: the pipeline's own model must match its md5 in ``lock``.
+
+    A model file is a pickle, i.e. code: the md5 is checked before unpickling, and other model
+    files must come from a trusted remote. Any problem is a one-line ModelError.
+    """
+    path = Path(path)
+    expected = locked_md5(path, lock) if path.is_file() else None
+    if expected is not None and file_md5(path) != expected:
+        raise ModelError(
+            f"{path}: md5 differs from {lock} (a stale or edited model); "
+            f"run `dvc checkout {path}` or `dvc repro train`"
+        )
+    return load_model(path)
+
+
+def locked_md5(path: Path, lock: Path) -> str | None:
+    """The md5 ``lock`` records for ``path`` as a stage output, or None when it does not list it."""
+    if not lock.is_file():
+        return None
+    try:
+        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (yaml.YAMLError, AttributeError):
+        raise ModelError(f"{lock}: not a readable dvc.lock") from None
+    target = Path(path).resolve()
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if (lock.parent / out["path"]).resolve() == target:
+                return out.get("md5")
+    return None
+
+
+def _shown(value: object) -> str:
+    """A value as quoted in a reason, cut to SHOWN_CHARS."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}…"
+
+
+def _is_blank(value: object) -> bool:
+    return (isinstance(value, str) and not value.strip()) or (not isinstance(value, str) and pd.isna(value))
+
+
+def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Values as float64 (blank → NaN) and, per row, why a present value is not a finite number."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    numbers = pd.to_numeric(pd.Series(uniques), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~np.isfinite(numbers) & np.array([not _is_blank(value) for value in uniques], dtype=bool)
+    reasons = [
+        f"{_shown(value)} is not a number" if wrong else None
+        for value, wrong in zip(uniques, bad, strict=True)
+    ]
+    # code -1 (missing) picks the appended last entry
+    numbers = np.append(np.where(bad, np.nan, numbers), np.nan)
+    return numbers[codes], np.array([*reasons, None], dtype=object)[codes]
+
+
+def _number_rule(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The per-row reasons a parsed number of column ``name`` cannot be scored."""
+
+    def rule(numbers: np.ndarray) -> np.ndarray:
+        reasons = np.full(len(numbers), None, dtype=object)
+        if name in RECOVERABLE:
+            return reasons
+        reasons[np.isnan(numbers)] = "missing"
+        if name in POSITIVE_COLUMNS:
+            bad, wanted = numbers <= 0, "must be positive"
+        else:
+            bad, wanted = numbers < 0, "must not be negative"
+        reasons[bad] = [f"{wanted}, got {number:g}" for number in numbers[bad]]
+        return reasons
+
+    return rule
+
+
+def _first_reason(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    return np.where(pd.notna(first), first, second)
+
+
+def _per_value(values: pd.Series, judge: Callable[[object], Any]) -> np.ndarray:
+    """``judge`` of each row's value as an object array; each distinct value is judged once."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    verdicts = np.array([*(judge(value) for value in uniques), judge(None)], dtype=object)
+    return verdicts[codes]  # code -1 (missing) picks the last verdict
+
+
+def _judge_yes_no(value: object) -> str | None:
+    if _is_blank(value):
+        return "missing"
+    return f"{_shown(value)} is not yes or no" if np.isnan(yes_no(value)) else None
+
+
+def _judge_garden(value: object) -> str | None:
+    if _is_blank(value):
+        return "missing"
+    if np.isnan(garden_area(value)):
+        return f"{_shown(value)} is not a garden text like 'Not present' or 'Present (47 m²)'"
+    return None
+
+
+def _energy_unknown(value: object) -> bool:
+    return _is_blank(value) or (isinstance(value, str) and value.strip() in ENERGY_UNKNOWN)
+
+
+def _judge_energy(value: object) -> str | None:
+    if _energy_unknown(value) or not np.isnan(energy_rank(value)):
+        return None
+    return f"{_shown(value)} is not an energy label (G to A+++++, or None)"
+
+
+def _plausible(pipeline: Pipeline) -> Mapping[str, list[float]]:
+    """The bounds outside which the model treats a number as a placeholder for unknown."""
+    clean = pipeline.named_steps.get("clean")
+    return getattr(clean, "bounds", None) or {}
+
+
+def _known_locations(pipeline: Pipeline) -> tuple[set[str], set[str]] | None:
+    """Postcode districts and neighborhoods the model's target encoding learned, if it has one."""
+    features = pipeline.named_steps.get("features")
+    location = getattr(features, "named_transformers_", {}).get("location")
+    if location is None:
+        return None
+    districts, neighborhoods = location.named_steps["target"].categories_
+    return set(districts), set(neighborhoods)
+
+
+def _count_recovered(scorable: pd.DataFrame, pipeline: Pipeline) -> dict[str, int]:
+    """Per RECOVERABLE field, the scorable rows whose value the model treats as unknown."""
+    counts = {
+        "constraction_year": int(scorable["constraction_year"].isna().sum()),
+        "energy": int(_per_value(scorable["energy"], _energy_unknown).sum()),
+        "neighborhood": 0,
+        "zip": 0,
+    }
+    known = _known_locations(pipeline)
+    if known is not None and len(scorable):
+        pairs = scorable.groupby(["zip", "neighborhood"], dropna=False, sort=False).size()
+        keys = location_keys(pairs.index.to_frame(index=False))
+        counts["zip"] = int(pairs.to_numpy()[~keys["district"].isin(known[0]).to_numpy()].sum())
+        counts["neighborhood"] = int(pairs.to_numpy()[~keys["neighborhood"].isin(known[1]).to_numpy()].sum())
+    return counts

@@ -1,0 +1,253 @@
+"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from itertools import chain
+from pathlib import Path
+from time import perf_counter
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from loguru import logger
+from tqdm import tqdm
+
+from rentprice.errors import DataError
+from rentprice.io import atomic_path
+from rentprice.logs import run_stage, step
+from rentprice.schema import FEATURE_COLUMNS, SOURCE_COLUMNS, missing_columns
+from rentprice.scoring import (
+    DVC_LOCK,
+    FIELD,
+    PREDICTION,
+    REASON,
+    ROW,
+    load_scoring_model,
+    score,
+    validate_listings,
+)
+
+STDIN = "-"
+FORMATS = {".csv": "csv", ".parquet": "parquet"}
+#: Rows per chunk: large enough that per-call overhead of the forest is negligible (bench/predict.py).
+CHUNK_ROWS = 100_000
+PROGRESS_SECONDS = 30
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments: the model, input, output and rejects paths and the reject limit."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="model file (joblib)")
+    parser.add_argument(
+        "--input", required=True, help="listings .csv or .parquet file; - reads CSV from stdin"
+    )
+    parser.add_argument("--output", type=Path, required=True, help="scored rows, .csv or .parquet")
+    parser.add_argument(
+        "--rejects", type=Path, help="rejected rows, .csv or .parquet (default: <output>.rejects.csv)"
+    )
+    parser.add_argument(
+        "--max-reject-rate",
+        type=share,
+        default=0.5,
+        help="fail, writing nothing, when more than this share of rows is rejected (default 0.5)",
+    )
+    parser.add_argument("--chunk-rows", type=positive, default=CHUNK_ROWS, help="rows scored at a time")
+    parser.add_argument(
+        "--lock", type=Path, default=DVC_LOCK, help="dvc.lock to check the model's md5 against"
+    )
+    args = parser.parse_args(argv)
+    if args.rejects is None:
+        args.rejects = args.output.with_name(f"{args.output.stem}.rejects.csv")
+    return args
+
+
+def share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def file_format(path: str | Path, role: str) -> str:
+    """``csv`` or ``parquet`` by extension (stdin is CSV); anything else is a one-line DataError."""
+    if str(path) == STDIN:
+        return "csv"
+    kind = FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: {role} must be a .csv or .parquet file")
+    return kind
+
+
+def read_chunks(source: str, chunk_rows: int) -> Iterator[pa.Table]:
+    """Stream the input as tables of at most ``chunk_rows`` rows; at least one, maybe empty.
+
+    CSV values are read as text exactly as written (no guessing of types or missing values), so
+    pass-through columns stay untouched and validation sees what the file says.
+    """
+    kind = file_format(source, "input")
+    label = "stdin" if source == STDIN else source
+    try:
+        if kind == "parquet":
+            parquet = pq.ParquetFile(source)
+            empty = True
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                empty = False
+                yield pa.Table.from_batches([batch])
+            if empty:
+                yield parquet.schema_arrow.empty_table()
+        else:
+            handle = sys.stdin.buffer if source == STDIN else source
+            reader = pd.read_csv(
+                handle, dtype=str, keep_default_na=False, index_col=False, chunksize=chunk_rows
+            )
+            while (chunk := next_csv_chunk(reader)) is not None:
+                yield pa.Table.from_pandas(chunk, preserve_index=False)
+    except FileNotFoundError:
+        raise DataError(f"{label}: file not found") from None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.ParserWarning, pa.ArrowException) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise DataError(f"{label}: not a readable {kind.upper()} file ({reason})") from None
+
+
+def next_csv_chunk(reader) -> pd.DataFrame | None:
+    """The next chunk of a pandas CSV reader, None at the end; a line with extra fields is an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return next(reader, None)
+
+
+def count_rows(source: str) -> int | None:
+    """Rows in the input when known without reading it (Parquet metadata), for the progress bar."""
+    return pq.ParquetFile(source).metadata.num_rows if file_format(source, "input") == "parquet" else None
+
+
+@contextmanager
+def table_writer(path: Path, schema: pa.Schema) -> Iterator[Callable[[pa.Table], None]]:
+    """Append tables to a CSV or Parquet file that appears, complete, only if the block succeeds."""
+    kind = file_format(path, "output")
+    with atomic_path(path) as temporary:
+        writer = (
+            pq.ParquetWriter(temporary, schema) if kind == "parquet" else pa_csv.CSVWriter(temporary, schema)
+        )
+        with writer:
+            yield writer.write_table
+
+
+def output_schemas(first: pa.Table, source: str) -> tuple[list[str], pa.Schema, pa.Schema]:
+    """Pass-through columns, scored and rejects schemas; a missing or clashing column is a DataError."""
+    columns = first.column_names
+    absent = missing_columns(columns, FEATURE_COLUMNS)
+    if absent:
+        raise DataError(f"{source}: missing column(s) {', '.join(absent)}")
+    clash = [name for name in columns if name in (ROW, FIELD, REASON, PREDICTION)]
+    if clash:
+        raise DataError(f"{source}: column(s) {', '.join(clash)} clash with output columns; rename them")
+    passthrough = [name for name in columns if name not in SOURCE_COLUMNS]
+    kept = list(first.select(passthrough).schema.remove_metadata())
+    scored = pa.schema([pa.field(ROW, pa.int64()), *kept, pa.field(PREDICTION, pa.float64())])
+    rejects = pa.schema(
+        [pa.field(ROW, pa.int64()), pa.field(FIELD, pa.string()), pa.field(REASON, pa.string()), *kept]
+    )
+    return passthrough, scored, rejects
+
+
+def score_chunk(
+    model: dict, table: pa.Table, first_row: int, passthrough: list[str], schemas: tuple[pa.Schema, pa.Schema]
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """Scored rows and rejects of one chunk (row numbers from ``first_row``) and its recovered counts."""
+    result = validate_listings(table.select(list(FEATURE_COLUMNS)).to_pandas(), model, first_row)
+    rows = result.scorable.index.to_numpy(dtype="int64")
+    kept = table.select(passthrough).take(rows - first_row)
+    scored = pa.Table.from_arrays(
+        [pa.array(rows), *kept.columns, pa.array(score(model, result.scorable), pa.float64())],
+        schema=schemas[0],
+    )
+    rejects = result.rejects
+    rejected_rows = rejects[ROW].to_numpy(dtype="int64")
+    rejected = pa.Table.from_arrays(
+        [
+            pa.array(rejected_rows),
+            pa.array(rejects[FIELD].to_numpy(dtype=object), pa.string()),
+            pa.array(rejects[REASON].to_numpy(dtype=object), pa.string()),
+            *table.select(passthrough).take(rejected_rows - first_row).columns,
+        ],
+        schema=schemas[1],
+    )
+    return scored, rejected, result.recovered
+
+
+def predict(args: argparse.Namespace) -> None:
+    """Score the input in chunks into the output and rejects files, or fail writing neither."""
+    for path in (args.output, args.rejects):
+        file_format(path, "output")
+    source = "stdin" if args.input == STDIN else args.input
+    chunks = read_chunks(args.input, args.chunk_rows)
+    first = next(chunks)
+    passthrough, *schemas = output_schemas(first, source)
+    model = load_scoring_model(args.model, args.lock)
+    rows, scored, recovered, rejected_fields = 0, 0, Counter(), Counter()
+    with step("score listings") as facts, ExitStack() as stack:
+        write_scored = stack.enter_context(table_writer(args.output, schemas[0]))
+        write_rejects = stack.enter_context(table_writer(args.rejects, schemas[1]))
+        bar = stack.enter_context(
+            tqdm(total=count_rows(args.input), unit="rows", disable=not sys.stderr.isatty())
+        )
+        started = last_report = perf_counter()
+        for table in chain([first], chunks):
+            scored_rows, rejects, chunk_recovered = score_chunk(model, table, rows, passthrough, schemas)
+            write_scored(scored_rows)
+            write_rejects(rejects)
+            rows, scored = rows + table.num_rows, scored + scored_rows.num_rows
+            recovered.update(chunk_recovered)
+            rejected_fields.update(rejects.column(FIELD).to_pylist())
+            bar.update(table.num_rows)
+            if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
+                last_report = perf_counter()
+                logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
+        check_reject_rate(source, rows, rejected_fields, args.max_reject_rate)
+        facts.update(rows=rows, scored=scored, rejected=rows - scored)
+        facts["rows_per_s"] = round(rows / max(perf_counter() - started, 1e-9))
+    logger.info("rejected by field: {}", describe(rejected_fields) or "none")
+    logger.info("scored with the value treated as unknown: {}", describe(recovered) or "none")
+    logger.info("wrote {} and {}", args.output, args.rejects)
+
+
+def check_reject_rate(source: str, rows: int, rejected_fields: Counter, limit: float) -> None:
+    """Fail when the share of rejected rows is above ``limit``: most likely the wrong file."""
+    rejected = sum(rejected_fields.values())
+    if rows and rejected / rows > limit:
+        raise DataError(
+            f"{source}: {rejected} of {rows} rows rejected ({rejected / rows:.1%} > --max-reject-rate "
+            f"{limit:g}), most often {describe(rejected_fields)}; is this the right file?"
+        )
+
+
+def describe(counts: Counter) -> str:
+    """``name=count`` pairs, most frequent first."""
+    return ", ".join(f"{name}={count}" for name, count in counts.most_common() if count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `python stages/predict.py`."""
+    args = parse_args(argv)
+    return run_stage("predict", lambda: predict(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

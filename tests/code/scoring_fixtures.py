@@ -1,0 +1,42 @@
+"""A tiny fitted model of this project, shared by the scoring and predict stage tests."""
+
+from pathlib import Path
+
+from rentprice.model import build_model, save_model
+from tests.conftest import listings
+
+TRAIN = {
+    "seed": 0,
+    "n_estimators": 10,
+    "max_depth": None,
+    "min_samples_leaf": 1,
+    "max_features": 1.0,
+    "log_target": True,
+    "n_jobs": 2,
+    "facilities_min_count": 1,
+    "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
+}
+PLACES = [("1071 HN", "Cornelis Schuytbuurt"), ("1011 AB", "Oosterdokseiland")]
+
+
+def training_rows():
+    """Thirty valid listings in two places, rent growing with area."""
+    return listings(
+        *(
+            {
+                "area": 40.0 + 5 * i,
+                "rent": 900.0 + 60 * i,
+                "zip": PLACES[i % 2][0],
+                "neighborhood": PLACES[i % 2][1],
+            }
+            for i in range(30)
+        )
+    )
+
+
+def save_tiny_model(path: Path) -> Path:
+    """Fit the tiny model and save it as a model file at ``path``."""
+    frame = training_rows()
+    model = build_model(TRAIN, {"constraction_year": [1500, 2030]}).fit(frame, frame["rent"])
+    save_model(model, path, {"params": TRAIN})
+    return path

@@ -1,0 +1,194 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from rentprice import scoring
+from rentprice.errors import DataError, ModelError
+from rentprice.io import file_md5
+from rentprice.model import forest_of, load_model
+from rentprice.schema import FEATURE_COLUMNS
+from rentprice.scoring import (
+    RECOVERABLE,
+    SERIAL_BELOW_ROWS,
+    load_scoring_model,
+    score,
+    validate_listings,
+    with_jobs,
+)
+from tests.code.scoring_fixtures import save_tiny_model
+from tests.conftest import listings
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "model.joblib")
+
+
+@pytest.fixture(scope="module")
+def bundle(model_path):
+    return load_model(model_path)
+
+
+def test_valid_listings_are_scorable_and_typed(bundle):
+    result = validate_listings(listings({}, {"area": " 70 ", "rooms": "2", "balcony": " YES "}), bundle)
+    assert result.rejects.empty
+    assert list(result.scorable.columns) == list(FEATURE_COLUMNS)
+    assert result.scorable["area"].tolist() == [80.0, 70.0]
+    assert result.scorable["rooms"].dtype == "float64"
+    assert result.recovered == dict.fromkeys(RECOVERABLE, 0)
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "reason"),
+    [
+        ({"area": None}, "area", "missing"),
+        ({"area": "  "}, "area", "missing"),
+        ({"area": 0}, "area", "must be positive, got 0"),
+        ({"area": -12.5}, "area", "must be positive, got -12.5"),
+        ({"area": "big"}, "area", "'big' is not a number"),
+        ({"area": "80,5"}, "area", "'80,5' is not a number"),
+        ({"area": "inf"}, "area", "'inf' is not a number"),
+        ({"rooms": "three"}, "rooms", "'three' is not a number"),
+        ({"bedrooms": -1}, "bedrooms", "must not be negative, got -1"),
+        ({"bathrooms": None}, "bathrooms", "missing"),
+        ({"constraction_year": "old"}, "constraction_year", "'old' is not a number"),
+        ({"balcony": "maybe"}, "balcony", "'maybe' is not yes or no"),
+        ({"garage": ""}, "garage", "missing"),
+        ({"furnished": 1}, "furnished", "1 is not yes or no"),
+        ({"garden": "a big one"}, "garden", "'a big one' is not a garden text like 'Not present'"),
+        ({"garden": None}, "garden", "missing"),
+        ({"energy": "Q"}, "energy", "'Q' is not an energy label"),
+        ({"energy": "x" * 60}, "energy", "'" + "x" * 38 + "…"),
+    ],
+)
+def test_each_unscorable_value_is_rejected_with_field_and_reason(bundle, override, field, reason):
+    result = validate_listings(listings({}, override, {}), bundle)
+    assert result.scorable.index.tolist() == [0, 2]
+    assert result.rejects.to_dict("records") == [
+        {"row": 1, "field": field, "reason": result.rejects["reason"].iloc[0]}
+    ]
+    assert result.rejects["reason"].iloc[0].startswith(reason)
+
+
+def test_a_row_is_rejected_once_for_its_first_bad_field_in_schema_order(bundle):
+    result = validate_listings(listings({"garden": "??", "area": None, "balcony": "maybe"}), bundle)
+    assert result.rejects[["row", "field"]].values.tolist() == [[0, "area"]]
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "column", "scored_as"),
+    [
+        ({"constraction_year": 1005}, "constraction_year", "constraction_year", np.nan),
+        ({"constraction_year": None}, "constraction_year", "constraction_year", np.nan),
+        ({"constraction_year": ""}, "constraction_year", "constraction_year", np.nan),
+        ({"energy": "None"}, "energy", "energy", "None"),
+        ({"energy": ""}, "energy", "energy", ""),
+        ({"energy": None}, "energy", "energy", np.nan),
+        ({"neighborhood": "Atlantis"}, "neighborhood", "neighborhood", "Atlantis"),
+        ({"neighborhood": None}, "neighborhood", "neighborhood", np.nan),
+        ({"zip": "9999 ZZ"}, "zip", "zip", "9999 ZZ"),
+        ({"zip": "unknown"}, "zip", "zip", "unknown"),
+    ],
+)
+def test_recoverable_values_are_scored_as_unknown_and_counted(bundle, override, field, column, scored_as):
+    result = validate_listings(listings(override, {}), bundle)
+    assert result.rejects.empty
+    assert result.recovered == dict.fromkeys(RECOVERABLE, 0) | {field: 1}
+    value = result.scorable[column].iloc[0]
+    assert (pd.isna(value) and pd.isna(scored_as)) or value == scored_as
+    assert np.isfinite(score(bundle, result.scorable)).all()
+
+
+def test_rows_are_numbered_from_first_row_and_chunking_does_not_change_the_verdicts(bundle):
+    frame = listings(*({"area": area} for area in [50, None, 60, "x", 70, -1, 80]))
+    whole = validate_listings(frame, bundle)
+    parts = [validate_listings(frame.iloc[start : start + 3], bundle, first_row=start) for start in (0, 3, 6)]
+    assert whole.rejects["row"].tolist() == [1, 3, 5]
+    assert whole.scorable.index.tolist() == [0, 2, 4, 6]
+    pd.testing.assert_frame_equal(
+        pd.concat(part.rejects for part in parts).reset_index(drop=True), whole.rejects
+    )
+    pd.testing.assert_frame_equal(pd.concat(part.scorable for part in parts), whole.scorable)
+    assert (score(bundle, whole.scorable) == np.concatenate([score(bundle, p.scorable) for p in parts])).all()
+
+
+def test_other_columns_and_column_order_do_not_matter(bundle):
+    frame = listings({}, {"area": 0})
+    shuffled = frame[frame.columns[::-1]].assign(listing_id=["a", "b"]).drop(columns="rent")
+    pd.testing.assert_frame_equal(
+        validate_listings(shuffled, bundle).rejects, validate_listings(frame, bundle).rejects
+    )
+
+
+def test_a_missing_column_is_a_data_error_naming_it(bundle):
+    with pytest.raises(DataError, match=r"missing column\(s\) garden, zip$"):
+        validate_listings(listings().drop(columns=["zip", "garden"]), bundle)
+
+
+def test_an_empty_frame_gives_empty_results(bundle):
+    result = validate_listings(listings().iloc[:0], bundle)
+    assert result.scorable.empty and result.rejects.empty
+    assert list(result.rejects.columns) == ["row", "field", "reason"]
+    assert score(bundle, result.scorable).shape == (0,)
+
+
+def test_score_matches_the_pipeline_rounded_to_cents_for_bundle_or_pipeline(bundle):
+    frame = listings(*({"area": 30.0 + 7 * i} for i in range(20)))
+    scorable = validate_listings(frame, bundle).scorable
+    expected = np.round(bundle["pipeline"].predict(frame), 2)
+    np.testing.assert_array_equal(score(bundle, scorable), expected)
+    np.testing.assert_array_equal(score(bundle["pipeline"], scorable), expected)
+
+
+def test_small_batches_predict_on_one_thread_without_changing_the_model(bundle, monkeypatch):
+    used = []
+    monkeypatch.setattr(scoring, "with_jobs", lambda pipeline, n_jobs: used.append(n_jobs) or pipeline)
+    small = validate_listings(listings(), bundle).scorable
+    score(bundle, small)
+    score(bundle, pd.concat([small] * SERIAL_BELOW_ROWS))
+    assert used == [1, bundle["params"]["n_jobs"]]
+
+
+def test_with_jobs_shares_the_fitted_trees_and_leaves_the_original_alone(bundle):
+    pipeline = bundle["pipeline"]
+    serial = with_jobs(pipeline, 1)
+    assert forest_of(serial).n_jobs == 1 and forest_of(pipeline).n_jobs == 2
+    assert forest_of(serial).estimators_ is forest_of(pipeline).estimators_
+    frame = listings(*({"area": 30.0 + 7 * i} for i in range(5)))
+    np.testing.assert_array_equal(serial.predict(frame), pipeline.predict(frame))
+    assert with_jobs(pipeline, 2) is pipeline
+
+
+def write_lock(path, model_path, md5):
+    path.write_text(
+        f"schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n    - path: {model_path.name}\n"
+        f"      hash: md5\n      md5: {md5}\n      size: 1\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_load_scoring_model_accepts_the_model_recorded_in_dvc_lock(model_path):
+    lock = write_lock(model_path.parent / "dvc.lock", model_path, file_md5(model_path))
+    assert load_scoring_model(model_path, lock)["params"]["n_estimators"] == 10
+
+
+def test_load_scoring_model_rejects_a_model_that_differs_from_dvc_lock(model_path):
+    lock = write_lock(model_path.parent / "dvc.lock", model_path, "0" * 32)
+    with pytest.raises(ModelError, match=r"md5 differs from .*dvc\.lock.*`dvc checkout .*model\.joblib`"):
+        load_scoring_model(model_path, lock)
+
+
+def test_load_scoring_model_skips_the_md5_check_for_models_outside_the_pipeline(model_path, tmp_path):
+    lock = write_lock(tmp_path / "dvc.lock", tmp_path / "other.joblib", "0" * 32)
+    assert load_scoring_model(model_path, lock)["project"] == "rentprice"
+    assert load_scoring_model(model_path, tmp_path / "absent.lock")["project"] == "rentprice"
+
+
+def test_load_scoring_model_reports_an_unreadable_lock_and_a_missing_model(model_path, tmp_path):
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("stages: [unclosed", encoding="utf-8")
+    with pytest.raises(ModelError, match=r"dvc\.lock: not a readable dvc\.lock$"):
+        load_scoring_model(model_path, lock)
+    with pytest.raises(ModelError, match="model file not found"):
+        load_scoring_model(tmp_path / "model.joblib", lock)
