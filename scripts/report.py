@@ -111,13 +111,13 @@ def render_plot(spec: dict[str, Any], revisions: list[str], path: Path) -> None:
     is_bar = spec["mark"]["type"] == "bar"
     categories = bar_order(values, x["field"], y["field"], revisions[0]) if is_bar else []
     height = max(4.0, 0.18 * len(categories) * len(revisions)) if is_bar else 5.0
+    width = 0.8 / len(revisions)  # of one bar; a category's bars share 0.8 of its row
     figure = Figure(figsize=(7, height))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     for offset, revision in enumerate(revisions):
         rows = [row for row in values if row["rev"] == revision]
         if is_bar:
-            width = 0.8 / len(revisions)
             lookup = {row[y["field"]]: row[x["field"]] for row in rows}
             positions = [index + offset * width for index in range(len(categories))]
             lengths = [lookup.get(category, 0) for category in categories]
@@ -132,7 +132,7 @@ def render_plot(spec: dict[str, Any], revisions: list[str], path: Path) -> None:
                 color=colors.get(revision),
             )
     if is_bar:
-        axes.set_yticks([index + 0.4 - 0.4 / len(revisions) for index in range(len(categories))])
+        axes.set_yticks([index + (len(revisions) - 1) * width / 2 for index in range(len(categories))])
         axes.set_yticklabels(categories)
     title = spec.get("title") or path.stem
     axes.set_title(title["text"] if isinstance(title, dict) else title)
