@@ -49,6 +49,19 @@ lock: $(VENV)/.installed
 notebook-strip:
 	python scripts/strip_notebook.py notebook/*.ipynb
 
+.PHONY: push pull release
+## push: send data and models to the DVC remote (REMOTE=name for another than the default)
+push:
+	python -m rentprice.remote push $(if $(REMOTE),--remote $(REMOTE))
+
+## pull: fetch data and models from the DVC remote (REMOTE=name as for push)
+pull:
+	python -m rentprice.remote pull $(if $(REMOTE),--remote $(REMOTE))
+
+## release: tag the up-to-date, pushed model as rent-model@vVERSION (make release VERSION=1.2.0)
+release:
+	python scripts/release.py --version "$(VERSION)" $(if $(REMOTE),--remote $(REMOTE))
+
 .PHONY: sweep report verify
 # Grid for `make sweep`: one `-S key=v1,v2` per axis (dvc exp run syntax); JOBS experiments at once.
 GRID ?= -S 'train.n_estimators=100,300' -S 'train.max_features=0.33,0.5'

@@ -1,0 +1,168 @@
+"""Remote storage helpers and the release checks that need no dvc run (tests/integration runs real ones)."""
+
+import importlib.util
+import subprocess
+
+import pytest
+import yaml
+
+from rentprice.remote import (
+    Remote,
+    StorageError,
+    check_exists,
+    check_writable,
+    explain_failure,
+    find_remote,
+    main,
+)
+from tests.conftest import REPO_ROOT, tool_env
+
+S3 = Remote("mine", "s3://bucket/rentprice")
+
+# DVC 3.67 / dvc-s3 3.3 output, recorded from the commands the integration tests run.
+MISSING_FROM_REMOTE = """WARNING: Some of the cache files do not exist neither locally nor on remote. \
+Missing cache files:
+md5: bfae67718249d60234338f6ccec5111e
+ERROR: failed to pull data from the cloud - Checkout failed for following targets:
+models/model.joblib
+data/raw/listings.parquet
+Is your cache up to date?
+<https://error.dvc.org/missing-files>
+"""
+NO_CREDENTIALS = "ERROR: unexpected error - Unable to locate credentials\n"
+UNREACHABLE = (
+    'ERROR: unexpected error - Could not connect to the endpoint URL: "http://127.0.0.1:5199/rentprice"\n'
+)
+NO_BUCKET = (
+    "ERROR: unexpected error - The specified bucket does not exist: An error occurred (NoSuchBucket)\n"
+)
+DENIED = "ERROR: failed to transfer 'bfae67' - Access Denied: An error occurred (AccessDenied) when calling\n"
+LOCAL_DENIED = "ERROR: unexpected error - [Errno 13] Permission denied: '/srv/dvc/files'\n"
+
+
+def test_a_file_missing_from_the_remote_is_named_with_the_fix():
+    message = explain_failure("pull", Remote("storage", "/srv/dvc"), MISSING_FROM_REMOTE)
+    assert message.startswith("models/model.joblib, data/raw/listings.parquet: in neither the local cache")
+    assert "remote 'storage' (/srv/dvc)" in message
+    assert "`make push`" in message
+    assert "`dvc pull --allow-missing && dvc repro`" in message
+
+
+@pytest.mark.parametrize(
+    ("action", "output", "expected"),
+    [
+        ("push", NO_CREDENTIALS, "remote 'mine' (s3://bucket/rentprice) has no credentials here"),
+        ("pull", NO_CREDENTIALS, "`dvc remote modify --local mine access_key_id ID`"),
+        ("push", UNREACHABLE, "remote 'mine' (s3://bucket/rentprice) cannot be reached"),
+        ("push", NO_BUCKET, "the bucket does not exist"),
+        ("push", DENIED, "refused access: these credentials may not write there"),
+        ("pull", DENIED, "refused access: these credentials may not read there"),
+        ("push", LOCAL_DENIED, "may not write there"),
+        ("push", "ERROR: something new\n", "dvc push with remote 'mine' (s3://bucket/rentprice) failed"),
+    ],
+)
+def test_dvc_failures_become_one_line_with_remote_and_fix(action, output, expected):
+    message = explain_failure(action, S3, output)
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("s3://bucket/x", None),
+        ("ssh://host/srv/dvc", None),
+        ("/srv/dvc", "/srv/dvc"),
+        ("file:///srv/d", "/srv/d"),
+    ],
+)
+def test_only_local_remotes_have_a_path(url, path):
+    local = Remote("r", url).local_path
+    assert (str(local) if local else None) == path
+
+
+def test_push_refuses_a_directory_without_write_bits_even_for_root(tmp_path):
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    check_writable(Remote("ok", str(remote)))
+    check_writable(Remote("new", str(remote / "not" / "yet")))
+    remote.chmod(0o555)
+    for url in [str(remote), str(remote / "not" / "yet")]:
+        with pytest.raises(StorageError, match=r"remote 'ro' \(.+\) is read-only"):
+            check_writable(Remote("ro", url))
+    check_writable(S3)
+
+
+def test_pull_refuses_a_local_remote_that_does_not_exist(tmp_path):
+    check_exists(Remote("here", str(tmp_path)))
+    check_exists(S3)
+    with pytest.raises(StorageError, match=r"does not exist: .*dvc remote modify --local gone url PATH"):
+        check_exists(Remote("gone", str(tmp_path / "gone")))
+
+
+@pytest.fixture
+def dvc_project(tmp_path, monkeypatch):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text(
+        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../../shared/dvc-storage\n"
+    )
+    (tmp_path / ".dvc" / "config.local").write_text("['remote \"mine\"']\n    url = s3://bucket/x\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_find_remote_reads_both_config_files_and_resolves_paths_like_dvc(dvc_project):
+    assert find_remote() == Remote("storage", str((dvc_project / "../shared/dvc-storage").resolve()))
+    assert find_remote("mine") == Remote("mine", "s3://bucket/x")
+    with pytest.raises(StorageError, match="no DVC remote named 'nope': `dvc remote list`"):
+        find_remote("nope")
+
+
+def test_a_refused_pull_is_one_log_line_and_exit_code_2(dvc_project, capsys):
+    assert main(["pull"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1
+    assert "remote 'storage'" in errors[0]
+    assert "does not exist" in errors[0]
+
+
+def release_script():
+    spec = importlib.util.spec_from_file_location("release", REPO_ROOT / "scripts" / "release.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("version", ["1.2", "v1.2.0", "1.2.0-rc1", "", "1.2.0 "])
+def test_release_versions_are_major_minor_patch(version):
+    release = release_script()
+    with pytest.raises(release.ReleaseError, match=r"is not MAJOR\.MINOR\.PATCH"):
+        release.tag_name(version)
+    assert release.tag_name("10.2.0") == "rent-model@v10.2.0"
+
+
+def test_the_released_artifact_is_the_model_the_train_stage_writes():
+    release = release_script()
+    dvc_yaml = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    path = release.artifact_path(REPO_ROOT / "dvc.yaml")
+    assert str(path) in dvc_yaml["stages"]["train"]["outs"]
+    assert dvc_yaml["artifacts"][release.ARTIFACT]["type"] == "model"
+
+
+def test_release_refuses_a_dirty_tree_and_an_existing_tag(tmp_path, monkeypatch):
+    release = release_script()
+    env = tool_env()
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
+    (tmp_path / "a.txt").write_text("a\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        release.ReleaseError, match=r"not clean \(1 changed or untracked path\(s\), e.g. a.txt\)"
+    ):
+        release.check_tree_clean()
+    subprocess.run(["git", "add", "a.txt"], cwd=tmp_path, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "a"], cwd=tmp_path, check=True, env=env)
+    release.check_tree_clean()
+    release.check_new_tag("rent-model@v1.0.0")
+    subprocess.run(["git", "tag", "-a", "rent-model@v1.0.0", "-m", "x"], cwd=tmp_path, check=True, env=env)
+    with pytest.raises(release.ReleaseError, match=r"tag rent-model@v1\.0\.0 already exists"):
+        release.check_new_tag("rent-model@v1.0.0")

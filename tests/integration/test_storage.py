@@ -1,0 +1,232 @@
+"""Remote storage: push/pull round trips (local and S3 on moto), data versions, and the errors users meet.
+
+Every remote here is private to the test: a copy of the shared one, a temp directory or a bucket on a
+moto server on loopback. Nothing is ever pushed to ../shared.
+"""
+
+import json
+import shutil
+import sqlite3
+from contextlib import closing
+
+import pytest
+
+from tests.conftest import run
+from tests.integration.storage_support import (
+    DUMMY_KEYS,
+    MODEL,
+    TRACKED,
+    add_s3_remote,
+    assert_up_to_date,
+    aws_client,
+    clone,
+    copy_built,
+    free_port,
+    md5s,
+    moto_server,
+    remote_object,
+    stages_run,
+)
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "rentprice"
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_aws_credentials(monkeypatch, tmp_path):
+    """Only the credentials a test configures exist; botocore never asks the EC2 metadata service."""
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+@pytest.fixture(scope="module")
+def pushed(built_project, tmp_path_factory):
+    """A copy of the built project after `make push` to its private local remote: (repo, remote)."""
+    repo, remote = copy_built(built_project, tmp_path_factory.mktemp("pushed"))
+    run(["make", "push"], repo)
+    return repo, remote
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """The endpoint of a moto S3 server on loopback holding an empty bucket."""
+    with moto_server() as endpoint:
+        aws_client("s3", endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+
+
+def test_push_sends_every_tracked_file_and_a_fresh_clone_pulls_them_back(pushed, tmp_path):
+    repo, remote = pushed
+    assert json.loads(run(["dvc", "status", "--cloud", "--json"], repo).stdout or "{}") == {}
+    for md5 in md5s(repo).values():
+        assert remote_object(remote, md5).is_file()
+
+    fresh = clone(repo, tmp_path / "clone", remote)
+    assert not (fresh / MODEL).exists()
+    run(["dvc", "pull"], fresh)
+    assert md5s(fresh) == md5s(repo)
+    assert_up_to_date(fresh)
+
+
+def test_round_trip_through_s3(pushed, s3, tmp_path):
+    repo, _ = pushed
+    add_s3_remote(repo, "s3", f"s3://{BUCKET}/rentprice", s3, DUMMY_KEYS)
+    run(["make", "push", "REMOTE=s3"], repo)
+    listed = aws_client("s3", s3).list_objects_v2(Bucket=BUCKET, Prefix="rentprice/")["Contents"]
+    stored = {"".join(item["Key"].split("/")[-2:]) for item in listed}
+    assert stored == set(md5s(repo).values())
+
+    fresh = clone(repo, tmp_path / "clone")
+    for command in [  # the README's commands for a writable remote of one's own
+        ["dvc", "remote", "add", "--local", "-d", "mine", f"s3://{BUCKET}/rentprice"],
+        ["dvc", "remote", "modify", "--local", "mine", "endpointurl", s3],
+        ["dvc", "remote", "modify", "--local", "mine", "access_key_id", DUMMY_KEYS["access_key_id"]],
+        ["dvc", "remote", "modify", "--local", "mine", "secret_access_key", DUMMY_KEYS["secret_access_key"]],
+    ]:
+        run(command, fresh)
+    assert "mine" not in (fresh / ".dvc/config").read_text()
+    run(["make", "pull"], fresh)
+    assert md5s(fresh) == md5s(repo)
+    assert_up_to_date(fresh)
+
+
+def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back(built_project, tmp_path):
+    repo, remote = copy_built(built_project, tmp_path)
+    first_rev = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    first = md5s(repo)
+    first_metrics = json.loads((repo / "metrics/eval/metrics.json").read_text())
+    run(["make", "push"], repo)
+
+    with closing(sqlite3.connect(repo / TRACKED[0])) as database, database:
+        database.execute("DELETE FROM rent_apartments WHERE rowid % 5 = 0")
+        database.execute("UPDATE rent_apartments SET rent = rent + 100")
+    run(["dvc", "add", TRACKED[0]], repo)
+    assert stages_run(run(["dvc", "repro"], repo).stdout) == ["collect", "prepare", "train", "evaluate"]
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "new source snapshot"], repo)
+    run(["make", "push"], repo)
+    second = md5s(repo)
+    assert all(second[path] != first[path] for path in TRACKED), (first, second)
+    assert json.loads((repo / "metrics/eval/metrics.json").read_text())["mae"] != first_metrics["mae"]
+
+    run(["git", "checkout", "-q", first_rev], repo)
+    run(["dvc", "checkout"], repo)
+    assert md5s(repo) == first
+    assert_up_to_date(repo)
+    run(["git", "checkout", "-q", "main"], repo)
+    run(["dvc", "checkout"], repo)
+    assert md5s(repo) == second
+
+    # Both versions live in the remote: a clone without any cache gets either one.
+    fresh = clone(repo, tmp_path / "clone", remote)
+    run(["dvc", "pull"], fresh)
+    assert md5s(fresh) == second
+    run(["git", "checkout", "-q", first_rev], fresh)
+    run(["dvc", "pull"], fresh)
+    assert md5s(fresh) == first
+
+
+def failed(result) -> str:
+    """The stderr of a command that must have failed with one clear line and no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_pull_names_a_file_missing_from_the_remote_and_the_fix_it_suggests_works(pushed, tmp_path):
+    repo, remote = pushed
+    partial = tmp_path / "partial-remote"
+    shutil.copytree(remote, partial)
+    remote_object(partial, md5s(repo, [MODEL])[MODEL]).unlink()
+    fresh = clone(repo, tmp_path / "clone", partial)
+
+    message = failed(run(["make", "pull"], fresh, check=False))
+    assert f"{MODEL}: in neither the local cache nor remote 'storage' ({partial})" in message
+    assert "`make push`" in message
+    assert "`dvc pull --allow-missing && dvc repro`" in message
+    assert (fresh / "data/prepared/train.parquet").is_file()
+
+    run(["dvc", "pull", "--allow-missing"], fresh)
+    assert stages_run(run(["dvc", "repro"], fresh).stdout) == ["train"]
+    assert md5s(fresh) == md5s(repo)
+
+
+def test_pull_from_a_local_remote_that_is_not_there_says_so(pushed, tmp_path):
+    repo, _ = pushed
+    fresh = clone(repo, tmp_path / "clone")  # no config.local: storage is ../shared beside the clone
+    message = failed(run(["make", "pull"], fresh, check=False))
+    assert f"remote 'storage' ({tmp_path / 'shared' / 'dvc-storage'}) does not exist" in message
+    assert "dvc remote modify --local storage url PATH" in message
+
+
+def test_push_refuses_a_local_remote_without_write_permission_even_for_root(pushed, tmp_path):
+    repo, _ = pushed
+    read_only = tmp_path / "read-only-remote"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    run(["dvc", "remote", "add", "--local", "readonly", str(read_only)], repo)
+    message = failed(run(["make", "push", "REMOTE=readonly"], repo, check=False))
+    assert f"remote 'readonly' ({read_only}) is read-only" in message
+    assert "dvc remote add --local -d" in message
+    assert list(read_only.iterdir()) == []
+
+
+def test_push_to_an_unreachable_s3_endpoint_names_the_remote(pushed, monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries only make the same failure slower
+    repo, _ = pushed
+    add_s3_remote(repo, "down", f"s3://{BUCKET}/down", f"http://127.0.0.1:{free_port()}", DUMMY_KEYS)
+    message = failed(run(["make", "push", "REMOTE=down"], repo, check=False))
+    assert "Could not connect to the endpoint URL" in message  # DVC's own line is kept
+    assert f"remote 'down' (s3://{BUCKET}/down) cannot be reached" in message
+    assert "dvc config remote.down.endpointurl" in message
+
+
+@pytest.mark.parametrize("action", ["push", "pull"])
+def test_missing_s3_credentials_say_where_to_put_them(pushed, s3, action):
+    repo, _ = pushed
+    name = f"nokeys-{action}"
+    add_s3_remote(repo, name, f"s3://{BUCKET}/{name}", s3, keys=None)
+    message = failed(run(["make", action, f"REMOTE={name}"], repo, check=False))
+    assert "Unable to locate credentials" in message
+    assert f"remote '{name}' (s3://{BUCKET}/{name}) has no credentials here" in message
+    assert f"dvc remote modify --local {name} access_key_id" in message
+    assert "AWS_ACCESS_KEY_ID" in message
+
+
+def test_push_to_a_missing_bucket_says_so(pushed, s3):
+    repo, _ = pushed
+    add_s3_remote(repo, "nobucket", "s3://no-such-bucket/x", s3, DUMMY_KEYS)
+    message = failed(run(["make", "push", "REMOTE=nobucket"], repo, check=False))
+    assert "remote 'nobucket' (s3://no-such-bucket/x): the bucket does not exist" in message
+
+
+def test_push_with_read_only_s3_credentials_is_refused_clearly(pushed):
+    repo, _ = pushed
+    read_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+            }
+        ],
+    }
+    # moto enforces IAM after its first four requests: bucket, user, policy and key are made before.
+    with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "4"}) as endpoint:
+        aws_client("s3", endpoint).create_bucket(Bucket=BUCKET)
+        iam = aws_client("iam", endpoint)
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(read_policy))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        keys = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+        add_s3_remote(repo, "readonly-s3", f"s3://{BUCKET}/x", endpoint, keys)
+        message = failed(run(["make", "push", "REMOTE=readonly-s3"], repo, check=False))
+    assert "AccessDenied" in message
+    assert (
+        f"remote 'readonly-s3' (s3://{BUCKET}/x) refused access: these credentials may not write" in message
+    )
