@@ -10,6 +10,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
+import yaml
 
 from tests.conftest import run
 from tests.integration.storage_support import (
@@ -78,7 +79,8 @@ def test_round_trip_through_s3(pushed, s3, tmp_path):
     run(["make", "push", "REMOTE=s3"], repo)
     listed = aws_client("s3", s3).list_objects_v2(Bucket=BUCKET, Prefix="rentprice/")["Contents"]
     stored = {"".join(item["Key"].split("/")[-2:]) for item in listed}
-    assert stored == set(md5s(repo).values())
+    assert stored >= set(md5s(repo).values())
+    assert json.loads(run(["dvc", "status", "--cloud", "--json", "-r", "s3"], repo).stdout or "{}") == {}
 
     fresh = clone(repo, tmp_path / "clone")
     for command in [  # the README's commands for a writable remote of one's own
@@ -105,7 +107,8 @@ def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back
         database.execute("DELETE FROM rent_apartments WHERE rowid % 5 = 0")
         database.execute("UPDATE rent_apartments SET rent = rent + 100")
     run(["dvc", "add", TRACKED[0]], repo)
-    assert stages_run(run(["dvc", "repro"], repo).stdout) == ["collect", "prepare", "train", "evaluate"]
+    every_stage = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    assert set(stages_run(run(["dvc", "repro"], repo).stdout)) == every_stage
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "new source snapshot"], repo)
     run(["make", "push"], repo)
