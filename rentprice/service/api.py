@@ -1,0 +1,117 @@
+"""The versioned JSON API: inference (``/api/v1/predict``) and maintenance (health, model, reload)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from http import HTTPStatus
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from rentprice.errors import RentpriceError
+from rentprice.service.listings import json_int, judge
+from rentprice.service.models import ModelHolder, ServedModel
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def holder() -> ModelHolder:
+    """The model holder of the running app."""
+    return current_app.extensions["rentprice"]
+
+
+def error(status: HTTPStatus, message: str, **extra: Any) -> tuple[Response, int]:
+    """A JSON error response: ``{"error": message, ...extra}``."""
+    return jsonify(error=message, **extra), status
+
+
+def served() -> ServedModel:
+    """The model this process serves; 503 when none is loaded."""
+    model = holder().current
+    if model is None:
+        abort(HTTPStatus.SERVICE_UNAVAILABLE, "no model is loaded")
+    return model
+
+
+@api.get("/health")
+def health() -> Response:
+    """Liveness, and whether (and which) model is loaded."""
+    model = holder().current
+    return jsonify(status="ok", model_loaded=model is not None, model_version=model and model.version)
+
+
+@api.get("/model")
+def model_info() -> Response:
+    """The served model: version, source, params, test metrics and training commit."""
+    return jsonify(served().info)
+
+
+@api.post("/predict")
+def predict() -> tuple[Response, int]:
+    """Score one listing (a JSON object) or a list of them; 422 when any listing is invalid."""
+    if not request.is_json:
+        return error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON with Content-Type: application/json")
+    try:
+        body = json.loads(request.get_data(cache=False), parse_int=json_int)
+    except (ValueError, RecursionError):
+        return error(HTTPStatus.BAD_REQUEST, "the body is not valid JSON")
+    listings = body if isinstance(body, list) else [body] if isinstance(body, dict) else None
+    if not listings:
+        return error(HTTPStatus.BAD_REQUEST, "send one listing (a JSON object) or a non-empty list of them")
+    limit = holder().config.max_listings
+    if len(listings) > limit:
+        return error(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(listings)} listings; at most {limit} per request"
+        )
+    model = served()
+    verdict = judge(listings, model.bundle)
+    status = HTTPStatus.UNPROCESSABLE_ENTITY if verdict.errors else HTTPStatus.OK
+    return jsonify(
+        model_version=model.version,
+        predictions=verdict.predictions,
+        errors=verdict.errors,
+        treated_as_unknown=verdict.recovered,
+    ), status
+
+
+@api.post("/model/reload")
+def reload_model() -> tuple[Response, int]:
+    """Load the model file again (bearer token); a failure keeps serving the current model."""
+    token = holder().config.reload_token
+    if token is None:
+        return error(HTTPStatus.FORBIDDEN, "model reload is disabled: the server has no reload token")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        response, status = error(HTTPStatus.UNAUTHORIZED, "send Authorization: Bearer <token>")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="rentprice"'
+        return response, status
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return error(HTTPStatus.FORBIDDEN, "wrong token")
+    current = holder().current
+    try:
+        model, previous = holder().reload()
+    except RentpriceError as failure:
+        return error(
+            HTTPStatus.CONFLICT,
+            f"reload failed: {without_paths(str(failure))}",
+            model_version=current and current.version,
+        )
+    return jsonify(
+        model_version=model.version,
+        previous_version=previous and previous.version,
+        changed=previous is None or previous.version != model.version,
+    ), HTTPStatus.OK
+
+
+def without_paths(message: str) -> str:
+    """``message`` with the configured model and lock paths cut to their file names."""
+    config = holder().config
+    spellings = {
+        str(spelled): path.name
+        for path in (config.model_path, config.lock_path)
+        for spelled in (path.resolve(), path)
+    }
+    for spelled in sorted(spellings, key=len, reverse=True):
+        message = message.replace(spelled, spellings[spelled])
+    return message

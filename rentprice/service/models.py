@@ -1,0 +1,202 @@
+"""The model a service process serves: loading it with its records, reloading it, and following reloads.
+
+Each process (gunicorn worker) loads the model once at start. ``POST /api/v1/model/reload`` loads the
+configured model file again in the process that handles it and writes the new version to the shared
+reload signal file; every other worker sees that file change on its next request and loads the same
+version, so all workers converge without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from loguru import logger
+
+from rentprice.errors import ModelError, RentpriceError
+from rentprice.io import atomic_path, file_md5
+from rentprice.logs import step
+from rentprice.scoring import _known_locations, load_scoring_model, locked_md5
+from rentprice.service.config import ServiceConfig
+
+GIT_TIMEOUT_SECONDS = 10
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model bundle, its version (the md5 of its file) and what ``GET /api/v1/model`` shows."""
+
+    bundle: dict[str, Any]
+    version: str
+    info: dict[str, Any]
+    neighborhoods: tuple[str, ...]
+
+
+def load_served_model(config: ServiceConfig) -> ServedModel:
+    """Load the configured model file with its records; any problem is a one-line ModelError.
+
+    The version is the md5 of the file, which ``load_scoring_model`` has checked against dvc.lock
+    when the lock lists the file (the pipeline's own model).
+    """
+    path = config.model_path
+    with step("load model") as facts:
+        before = _md5(path)
+        bundle = load_scoring_model(path, config.lock_path)
+        version = _md5(path)
+        if version != before:
+            raise ModelError(f"{path}: the file changed while it was loading; reload again")
+        pipelined = locked_md5(path, config.lock_path) is not None
+        info = {
+            "version": version,
+            "source": "dvc.lock" if pipelined else "file",
+            "params": bundle.get("params"),
+            "training_data_md5": bundle.get("training_data_md5"),
+            "test_metrics": evaluated_metrics(config, version) if pipelined else None,
+            "training_commit": last_commit(config.lock_path) if pipelined else None,
+        }
+        facts.update(version=version, source=info["source"])
+    known = _known_locations(bundle["pipeline"])
+    neighborhoods = tuple(sorted(known[1] - {UNKNOWN})) if known else ()
+    return ServedModel(bundle, version, info, neighborhoods)
+
+
+def _md5(path: Path) -> str | None:
+    """The file's md5, None when it does not exist; an unreadable file is a ModelError."""
+    try:
+        return file_md5(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ModelError(f"{path}: cannot read the model file ({error.strerror})") from None
+
+
+def evaluated_metrics(config: ServiceConfig, version: str) -> dict[str, Any] | None:
+    """The test metrics file, if dvc.lock records it as an output of a stage that read this model version."""
+    stages = _lock_stages(config.lock_path)
+    model, metrics = config.model_path.resolve(), config.metrics_path.resolve()
+    root = config.lock_path.parent
+    for stage in stages.values():
+        read_model = any(
+            (root / dep["path"]).resolve() == model and dep.get("md5") == version
+            for dep in stage.get("deps", [])
+        )
+        wrote_metrics = any(
+            (root / out["path"]).resolve() in (metrics, *metrics.parents) for out in stage.get("outs", [])
+        )
+        if read_model and wrote_metrics:
+            return _read_json(config.metrics_path)
+    return None
+
+
+def _lock_stages(lock: Path) -> dict[str, Any]:
+    """The ``stages`` of a dvc.lock, empty when it is missing or unreadable."""
+    try:
+        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    return stages if isinstance(stages, dict) else {}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None (logged) when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        logger.warning("{}: no test metrics ({})", path, error.__class__.__name__)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def last_commit(lock: Path) -> str | None:
+    """The git commit that last changed ``lock``; None outside a git work tree or without git."""
+    lock = lock.resolve()
+    try:
+        result = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", lock.name],
+            cwd=lock.parent,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else None
+
+
+class ModelHolder:
+    """The model one process serves, swapped whole so a request always sees one consistent model."""
+
+    def __init__(self, config: ServiceConfig):
+        self.config = config
+        self.current: ServedModel | None = None
+        self._lock = threading.Lock()
+        self._signal_seen: tuple[int, int, int] | None = None
+
+    def load(self) -> None:
+        """Load the model at start; on failure serve without one (health says so) until a reload."""
+        try:
+            self.current = load_served_model(self.config)
+        except RentpriceError as error:
+            logger.error("no model loaded: {}", error)
+
+    def reload(self) -> tuple[ServedModel, ServedModel | None]:
+        """Load the model file again and announce its version to the other workers.
+
+        Returns the new and the previous model. Raises RentpriceError, keeping the current model,
+        when the file cannot be loaded.
+        """
+        with self._lock:
+            model = load_served_model(self.config)
+            previous, self.current = self.current, model
+        if self.config.reload_signal is not None:
+            with atomic_path(self.config.reload_signal) as temporary:
+                temporary.write_text(f"{model.version}\n", encoding="utf-8")
+        logger.info(
+            "reloaded model: version {} (was {})", model.version, previous.version if previous else None
+        )
+        return model, previous
+
+    def follow(self) -> None:
+        """Load the version another worker announced in the reload signal file, if it is not served here.
+
+        Costs one ``stat`` per request while nothing changes; a failed load keeps the current model.
+        """
+        signal = self.config.reload_signal
+        if signal is None:
+            return
+        try:
+            stat = signal.stat()
+        except FileNotFoundError:
+            return
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if signature == self._signal_seen:
+            return
+        with self._lock:
+            if signature == self._signal_seen:
+                return
+            self._signal_seen = signature
+            announced = signal.read_text(encoding="utf-8").strip()
+            if self.current is not None and self.current.version == announced:
+                return
+            try:
+                model = load_served_model(self.config)
+            except RentpriceError as error:
+                logger.error("could not follow the reload to version {}: {}", announced, error)
+                return
+            if model.version != announced:
+                logger.error(
+                    "could not follow the reload to version {}: the model file is now version {}",
+                    announced,
+                    model.version,
+                )
+                return
+            self.current = model
+        logger.info("followed reload: serving version {}", announced)

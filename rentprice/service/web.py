@@ -1,0 +1,53 @@
+"""The web page ``/``: a form with every listing field that shows the predicted rent (no JavaScript)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from flask import Blueprint, abort, render_template, request
+
+from rentprice.features import ENERGY_LABELS
+from rentprice.schema import FEATURE_COLUMNS, YES_NO_COLUMNS
+from rentprice.scoring import FIELD, PREDICTION, REASON
+from rentprice.service.api import served
+from rentprice.service.listings import GARDEN_M2, Verdict, form_listing, judge
+from rentprice.service.models import ServedModel
+
+web = Blueprint("web", __name__)
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+FORM_FIELDS: tuple[str, ...] = (*(name for name in FEATURE_COLUMNS if name != "garden"), GARDEN_M2)
+DEFAULTS = {**dict.fromkeys(FORM_FIELDS, ""), **dict.fromkeys(YES_NO_COLUMNS, "no"), GARDEN_M2: "0"}
+
+
+@web.get("/")
+def index() -> str:
+    """The empty form."""
+    return page(served(), DEFAULTS)
+
+
+@web.post("/")
+def submit() -> tuple[str, int]:
+    """Score the submitted form: the form again with the predicted rent or the server's messages."""
+    if request.mimetype not in FORM_TYPES:
+        abort(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "submit the form as application/x-www-form-urlencoded")
+    model = served()
+    values = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    verdict = judge([form_listing(values)], model.bundle)
+    status = HTTPStatus.OK if verdict.predictions else HTTPStatus.UNPROCESSABLE_ENTITY
+    return page(model, values, verdict), status
+
+
+def page(model: ServedModel, values: dict[str, str], verdict: Verdict | None = None) -> str:
+    """The page with the form filled with ``values`` and, after a submit, its outcome."""
+    return render_template(
+        "index.html",
+        values=values,
+        model_version=model.version,
+        neighborhoods=model.neighborhoods,
+        energy_labels=ENERGY_LABELS[::-1],
+        yes_no_fields=YES_NO_COLUMNS,
+        rent=verdict.predictions[0][PREDICTION] if verdict and verdict.predictions else None,
+        errors={error[FIELD]: error[REASON] for error in verdict.errors} if verdict else {},
+        unknown=sorted(verdict.recovered) if verdict else [],
+    )
