@@ -1,0 +1,86 @@
+"""Service fixtures: two small models trained on real listings, a service directory and app factory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rentprice.dataset import clean_listings
+from rentprice.io import read_sql_table
+from rentprice.model import build_model, save_model
+from rentprice.params import load_params
+from rentprice.schema import FEATURE_COLUMNS, SOURCE_COLUMNS, TARGET
+from rentprice.service import ServiceConfig, create_app
+from tests.conftest import REPO_ROOT, VALID_LISTING
+
+TRAIN_ROWS = 400
+TRAIN = {
+    "seed": 0,
+    "n_estimators": 20,
+    "max_depth": None,
+    "min_samples_leaf": 1,
+    "max_features": 0.5,
+    "log_target": True,
+    "n_jobs": 2,
+    "facilities_min_count": 5,
+    "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
+}
+TOKEN = "correct horse battery staple"
+MAX_LISTINGS = 10
+MAX_REQUEST_BYTES = 20_000
+#: A listing as a client sends it: the listing fields without the rent.
+LISTING = {name: VALID_LISTING[name] for name in FEATURE_COLUMNS}
+
+
+@pytest.fixture(scope="session")
+def training_rows(source_db) -> pd.DataFrame:
+    """The first TRAIN_ROWS cleaned listings of the source snapshot (deterministic order)."""
+    params = load_params(REPO_ROOT / "params.yaml")
+    raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_COLUMNS)
+    clean, _ = clean_listings(raw, params["checks"], params["prepare"]["plausible"], "source")
+    return clean.head(TRAIN_ROWS)
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory, training_rows) -> dict[str, Path]:
+    """Two different model files of this project ("first", "second") and a broken one."""
+    directory = tmp_path_factory.mktemp("service-models")
+    files = {}
+    for name, seed in (("first", 0), ("second", 1)):
+        train = {**TRAIN, "seed": seed}
+        pipeline = build_model(train, {"constraction_year": [1500, 2030]})
+        pipeline.fit(training_rows, training_rows[TARGET])
+        files[name] = directory / f"{name}.joblib"
+        save_model(pipeline, files[name], {"params": train, "training_data_md5": "0" * 32})
+    files["broken"] = directory / "broken.joblib"
+    files["broken"].write_bytes(b"not a model file")
+    return files
+
+
+@pytest.fixture
+def service_dir(tmp_path, model_files) -> Path:
+    """A directory whose model.joblib is a copy of the first model."""
+    shutil.copyfile(model_files["first"], tmp_path / "model.joblib")
+    return tmp_path
+
+
+def service_config(directory: Path, **overrides) -> ServiceConfig:
+    """Settings for a service on ``directory``: its model.joblib, dvc.lock and metrics.json, a token."""
+    settings = {
+        "model_path": directory / "model.joblib",
+        "lock_path": directory / "dvc.lock",
+        "metrics_path": directory / "metrics.json",
+        "max_listings": MAX_LISTINGS,
+        "max_request_bytes": MAX_REQUEST_BYTES,
+        "reload_token": TOKEN,
+    }
+    return ServiceConfig(**{**settings, **overrides})
+
+
+@pytest.fixture
+def client(service_dir):
+    """A test client of a service on ``service_dir``."""
+    return create_app(service_config(service_dir)).test_client()

@@ -1,0 +1,408 @@
+"""The JSON API through Flask's test client: inference, limits, errors, model info and reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from rentprice.errors import RentpriceError
+from rentprice.io import file_md5
+from rentprice.model import load_model
+from rentprice.schema import FEATURE_COLUMNS
+from rentprice.scoring import score, validate_listings
+from rentprice.service import ServiceConfig, create_app
+from rentprice.service.config import DEFAULT_MAX_LISTINGS
+from tests.conftest import run
+from tests.service.conftest import LISTING, MAX_LISTINGS, MAX_REQUEST_BYTES, TOKEN, service_config
+
+PREDICT = "/api/v1/predict"
+RELOAD = "/api/v1/model/reload"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def expected_rents(model_path, *listings):
+    """What rentprice.scoring itself predicts for these listings."""
+    model = load_model(model_path)
+    frame = pd.DataFrame(list(listings), columns=list(FEATURE_COLUMNS), dtype=object)
+    return score(model, validate_listings(frame, model).scorable).tolist()
+
+
+def test_health_reports_the_loaded_model(client, service_dir):
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ok",
+        "model_loaded": True,
+        "model_version": file_md5(service_dir / "model.joblib"),
+    }
+
+
+def test_one_listing_is_scored_as_rentprice_scoring_scores_it(client, service_dir):
+    response = client.post(PREDICT, json=LISTING)
+    assert response.status_code == 200
+    body = response.json
+    assert body["model_version"] == file_md5(service_dir / "model.joblib")
+    assert body["errors"] == []
+    assert body["predictions"] == [
+        {"index": 0, "predicted_rent": expected_rents(service_dir / "model.joblib", LISTING)[0]}
+    ]
+    assert 300 < body["predictions"][0]["predicted_rent"] < 10_000
+
+
+def test_a_list_is_scored_in_order(client, service_dir):
+    listings = [{**LISTING, "area": area} for area in (40, 80, 160)]
+    response = client.post(PREDICT, json=listings)
+    assert response.status_code == 200
+    rents = expected_rents(service_dir / "model.joblib", *listings)
+    assert response.json["predictions"] == [
+        {"index": index, "predicted_rent": rent} for index, rent in enumerate(rents)
+    ]
+    assert rents[0] < rents[2]
+
+
+def test_invalid_listing_gets_422_with_field_and_reason(client):
+    response = client.post(PREDICT, json={**LISTING, "area": -5})
+    assert response.status_code == 422
+    assert response.json["predictions"] == []
+    assert response.json["errors"] == [{"index": 0, "field": "area", "reason": "must be positive, got -5"}]
+
+
+def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client, service_dir):
+    listings = [
+        LISTING,
+        {**LISTING, "area": "big"},
+        {**LISTING, "area": 95},
+        7,
+        {**LISTING, "balcony": ["yes"]},
+        {**LISTING, "garage": True},
+        {**LISTING, "energy": "Q"},
+    ]
+    response = client.post(PREDICT, json=listings)
+    assert response.status_code == 422
+    rents = expected_rents(service_dir / "model.joblib", listings[0], listings[2])
+    assert response.json["predictions"] == [
+        {"index": 0, "predicted_rent": rents[0]},
+        {"index": 2, "predicted_rent": rents[1]},
+    ]
+    assert response.json["errors"] == [
+        {"index": 1, "field": "area", "reason": "'big' is not a number"},
+        {"index": 3, "field": None, "reason": "a listing must be a JSON object"},
+        {"index": 4, "field": "balcony", "reason": "must be a string, a number or null"},
+        {"index": 5, "field": "garage", "reason": "must be a string, a number or null"},
+        {"index": 6, "field": "energy", "reason": "'Q' is not an energy label (G to A+++++, or None)"},
+    ]
+
+
+@pytest.mark.parametrize("field", ["area", "rooms", "bedrooms", "bathrooms", "balcony", "garage", "garden"])
+def test_a_missing_required_field_is_named(client, field):
+    listing = {name: value for name, value in LISTING.items() if name != field}
+    response = client.post(PREDICT, json=listing)
+    assert response.status_code == 422
+    assert response.json["errors"] == [{"index": 0, "field": field, "reason": "missing"}]
+
+
+def test_unknown_fields_are_ignored(client):
+    plain = client.post(PREDICT, json=LISTING).json
+    extra = client.post(PREDICT, json={**LISTING, "rent": 99_999, "colour": "red", "area_m2": "x"}).json
+    assert extra == plain
+
+
+def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
+    response = client.post(
+        PREDICT,
+        json={
+            **LISTING,
+            "zip": "9999 ZZ",
+            "neighborhood": "Atlantis",
+            "constraction_year": None,
+            "energy": "None",
+        },
+    )
+    assert response.status_code == 200
+    assert len(response.json["predictions"]) == 1
+    assert response.json["treated_as_unknown"] == {
+        "constraction_year": 1,
+        "energy": 1,
+        "neighborhood": 1,
+        "zip": 1,
+    }
+
+
+def test_numbers_may_come_as_text_and_absurd_numbers_are_rejected(client):
+    as_text = json.dumps({**LISTING, "area": "80", "rooms": " 3 "})
+    body = f'[{as_text}, {{"area": {"1" * 400}}}]'
+    response = client.post(PREDICT, data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["predictions"] == client.post(PREDICT, json=LISTING).json["predictions"]
+    assert response.json["errors"] == [{"index": 1, "field": "area", "reason": "inf is not a number"}]
+
+
+def test_too_many_listings_is_refused(client):
+    response = client.post(PREDICT, json=[LISTING] * (MAX_LISTINGS + 1))
+    assert response.status_code == 413
+    assert response.json == {"error": f"{MAX_LISTINGS + 1} listings; at most {MAX_LISTINGS} per request"}
+    assert client.post(PREDICT, json=[LISTING] * MAX_LISTINGS).status_code == 200
+
+
+def test_an_oversize_body_gets_413_json(client):
+    body = json.dumps([{**LISTING, "address": "x" * MAX_REQUEST_BYTES}])
+    response = client.post(PREDICT, data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json == {"error": f"the request is larger than {MAX_REQUEST_BYTES} bytes"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_wrong_content_type_gets_415(client, content_type):
+    response = client.post(PREDICT, data=json.dumps(LISTING), content_type=content_type)
+    assert response.status_code == 415
+    assert response.is_json
+    assert "application/json" in response.json["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["{not json", "42", '"a listing"', "[]", "null", "[" * 5000 + "]" * 5000],
+    ids=["malformed", "number", "string", "empty-list", "null", "too-deep"],
+)
+def test_a_body_that_is_not_listings_gets_400(client, body):
+    response = client.post(PREDICT, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.is_json
+    assert set(response.json) == {"error"}
+
+
+def test_unknown_routes_and_methods_answer_json_under_api(client):
+    missing = client.get("/api/v1/nope")
+    assert missing.status_code == 404
+    assert missing.is_json
+    wrong_method = client.get(PREDICT)
+    assert wrong_method.status_code == 405
+    assert wrong_method.is_json
+    assert set(wrong_method.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_an_unexpected_error_is_a_plain_500_without_details(client, monkeypatch, service_dir):
+    def explode(*_args):
+        raise RuntimeError(f"secret detail in {service_dir}")
+
+    monkeypatch.setattr("rentprice.service.listings.score", explode)
+    response = client.post(PREDICT, json=LISTING)
+    assert response.status_code == 500
+    assert response.json == {"error": "the server could not handle this request"}
+    text = response.get_data(as_text=True)
+    assert "secret" not in text
+    assert "Traceback" not in text
+
+
+def test_security_headers_on_every_response(client):
+    for response in (client.get("/"), client.get("/api/v1/health"), client.get("/api/v1/nope")):
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "script-src" not in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert client.get("/api/v1/health").headers["Cache-Control"] == "no-store"
+
+
+def test_without_a_model_the_service_runs_and_says_so(tmp_path, model_files):
+    client = create_app(service_config(tmp_path)).test_client()
+    assert client.get("/api/v1/health").json == {"status": "ok", "model_loaded": False, "model_version": None}
+    for response in (client.post(PREDICT, json=LISTING), client.get("/api/v1/model")):
+        assert response.status_code == 503
+        assert response.json == {"error": "no model is loaded"}
+    failed = client.post(RELOAD, headers=AUTH)
+    assert failed.status_code == 409
+    assert "model file not found" in failed.json["error"]
+    assert str(tmp_path) not in failed.get_data(as_text=True)
+    shutil.copyfile(model_files["first"], tmp_path / "model.joblib")
+    assert client.post(RELOAD, headers=AUTH).json["previous_version"] is None
+    assert client.post(PREDICT, json=LISTING).status_code == 200
+
+
+# --- model information -------------------------------------------------------------------------
+
+
+def write_lock(directory, model_md5, evaluated_md5):
+    """A dvc.lock whose train stage wrote model.joblib and whose evaluate stage read it into metrics."""
+    stages = {
+        "train": {"cmd": "train", "outs": [{"path": "model.joblib", "md5": model_md5}]},
+        "evaluate": {
+            "cmd": "evaluate",
+            "deps": [{"path": "model.joblib", "md5": evaluated_md5}],
+            "outs": [{"path": ".", "md5": "f" * 32 + ".dir"}],
+        },
+    }
+    (directory / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
+
+
+def test_model_info_of_a_plain_file(client, service_dir):
+    info = client.get("/api/v1/model").json
+    assert info == {
+        "version": file_md5(service_dir / "model.joblib"),
+        "source": "file",
+        "params": load_model(service_dir / "model.joblib")["params"],
+        "training_data_md5": "0" * 32,
+        "test_metrics": None,
+        "training_commit": None,
+    }
+
+
+def test_model_info_of_the_pipelines_model_shows_metrics_and_commit(service_dir):
+    version = file_md5(service_dir / "model.joblib")
+    write_lock(service_dir, version, version)
+    (service_dir / "metrics.json").write_text('{"mae": 250.5, "r2": 0.6}')
+    outside_git = create_app(service_config(service_dir)).test_client().get("/api/v1/model").json
+    assert outside_git["source"] == "dvc.lock"
+    assert outside_git["version"] == version
+    assert outside_git["test_metrics"] == {"mae": 250.5, "r2": 0.6}
+    assert outside_git["training_commit"] is None
+
+    run(["git", "init", "-q"], service_dir)
+    run(["git", "add", "dvc.lock"], service_dir)
+    run(["git", "commit", "-qm", "model"], service_dir)
+    commit = run(["git", "rev-parse", "HEAD"], service_dir).stdout.strip()
+    in_git = create_app(service_config(service_dir)).test_client().get("/api/v1/model").json
+    assert in_git["training_commit"] == commit
+
+
+def test_metrics_of_another_model_version_are_not_shown(service_dir):
+    version = file_md5(service_dir / "model.joblib")
+    write_lock(service_dir, version, "1" * 32)
+    (service_dir / "metrics.json").write_text('{"mae": 250.5}')
+    info = create_app(service_config(service_dir)).test_client().get("/api/v1/model").json
+    assert info["source"] == "dvc.lock"
+    assert info["test_metrics"] is None
+
+
+def test_training_commit_without_git_is_null(service_dir, monkeypatch):
+    version = file_md5(service_dir / "model.joblib")
+    write_lock(service_dir, version, version)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    info = create_app(service_config(service_dir)).test_client().get("/api/v1/model").json
+    assert info["source"] == "dvc.lock"
+    assert info["training_commit"] is None
+
+
+# --- reload --------------------------------------------------------------------------------------
+
+
+def test_reload_needs_a_bearer_token(client):
+    missing = client.post(RELOAD)
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.post(RELOAD, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+    assert client.post(RELOAD, headers={"Authorization": "Bearer "}).status_code == 401
+    wrong = client.post(RELOAD, headers={"Authorization": f"Bearer {TOKEN}x"})
+    assert wrong.status_code == 403
+    assert wrong.json == {"error": "wrong token"}
+    assert client.post(RELOAD, headers=AUTH).status_code == 200
+
+
+def test_reload_is_disabled_without_a_configured_token(service_dir):
+    client = create_app(service_config(service_dir, reload_token=None)).test_client()
+    for headers in ({}, AUTH, {"Authorization": "Bearer None"}):
+        response = client.post(RELOAD, headers=headers)
+        assert response.status_code == 403
+        assert "disabled" in response.json["error"]
+
+
+def test_reload_serves_the_new_model_file(client, service_dir, model_files):
+    first, second = file_md5(model_files["first"]), file_md5(model_files["second"])
+    before = client.post(PREDICT, json=LISTING).json
+    shutil.copyfile(model_files["second"], service_dir / "model.joblib")
+    assert client.post(PREDICT, json=LISTING).json == before  # nothing changes until the reload
+    response = client.post(RELOAD, headers=AUTH)
+    assert response.status_code == 200
+    assert response.json == {"model_version": second, "previous_version": first, "changed": True}
+    after = client.post(PREDICT, json=LISTING).json
+    assert after["model_version"] == second
+    assert after["predictions"] == [
+        {"index": 0, "predicted_rent": expected_rents(model_files["second"], LISTING)[0]}
+    ]
+    assert after["predictions"] != before["predictions"]
+
+
+@pytest.mark.parametrize("problem", ["broken", "missing", "stale"])
+def test_a_failed_reload_keeps_serving_the_old_model(client, service_dir, model_files, problem):
+    model = service_dir / "model.joblib"
+    version = file_md5(model)
+    before = client.post(PREDICT, json=LISTING).json
+    if problem == "broken":
+        shutil.copyfile(model_files["broken"], model)
+    elif problem == "missing":
+        model.unlink()
+    else:  # the second model where dvc.lock records the first
+        write_lock(service_dir, version, version)
+        shutil.copyfile(model_files["second"], model)
+    response = client.post(RELOAD, headers=AUTH)
+    assert response.status_code == 409
+    assert response.json["model_version"] == version
+    reason = {"broken": "not a model file", "missing": "not found", "stale": "md5 differs"}[problem]
+    assert response.json["error"].startswith("reload failed: model.joblib: ")
+    assert reason in response.json["error"]
+    assert str(service_dir) not in response.get_data(as_text=True)
+    assert client.get("/api/v1/health").json["model_version"] == version
+    assert client.post(PREDICT, json=LISTING).json == before
+
+
+def test_a_reload_reaches_the_other_workers_through_the_signal_file(service_dir, model_files):
+    config = service_config(service_dir, reload_signal=service_dir / "signal" / "model-version")
+    worker_a, worker_b = (create_app(config).test_client() for _ in range(2))
+    second = file_md5(model_files["second"])
+    shutil.copyfile(model_files["second"], service_dir / "model.joblib")
+    assert worker_a.post(RELOAD, headers=AUTH).json["model_version"] == second
+    assert worker_b.get("/api/v1/health").json["model_version"] == second
+    assert worker_b.post(PREDICT, json=LISTING).json["model_version"] == second
+
+
+def test_a_worker_keeps_its_model_when_the_announced_version_is_not_on_disk(service_dir, model_files):
+    config = service_config(service_dir, reload_signal=service_dir / "model-version")
+    worker_a, worker_b = (create_app(config).test_client() for _ in range(2))
+    first = file_md5(model_files["first"])
+    shutil.copyfile(model_files["second"], service_dir / "model.joblib")
+    worker_a.post(RELOAD, headers=AUTH)
+    shutil.copyfile(model_files["broken"], service_dir / "model.joblib")
+    assert worker_b.get("/api/v1/health").json["model_version"] == first
+    assert worker_b.post(PREDICT, json=LISTING).status_code == 200
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def test_configuration_from_the_environment(tmp_path):
+    config = ServiceConfig.from_env(
+        {
+            "RENTPRICE_MODEL": str(tmp_path / "m.joblib"),
+            "RENTPRICE_LOCK": str(tmp_path / "dvc.lock"),
+            "RENTPRICE_METRICS": str(tmp_path / "metrics.json"),
+            "RENTPRICE_MAX_LISTINGS": "10",
+            "RENTPRICE_MAX_REQUEST_BYTES": "4096",
+            "RENTPRICE_RELOAD_TOKEN": "t",
+            "RENTPRICE_RELOAD_SIGNAL": str(tmp_path / "signal"),
+        }
+    )
+    assert config == ServiceConfig(
+        tmp_path / "m.joblib",
+        tmp_path / "dvc.lock",
+        tmp_path / "metrics.json",
+        10,
+        4096,
+        "t",
+        tmp_path / "signal",
+    )
+    defaults = ServiceConfig.from_env({"RENTPRICE_RELOAD_TOKEN": ""})
+    assert defaults.reload_token is None
+    assert defaults.max_listings == DEFAULT_MAX_LISTINGS
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "ten", "1.5"])
+def test_a_bad_limit_is_a_one_line_error(value):
+    with pytest.raises(
+        RentpriceError, match=f"^RENTPRICE_MAX_LISTINGS: '{value}' is not a positive whole number$"
+    ):
+        ServiceConfig.from_env({"RENTPRICE_MAX_LISTINGS": value})
