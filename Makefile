@@ -79,3 +79,15 @@ report:
 ## verify: rebuild HEAD with `dvc repro -f` in a fresh clone; fail if dvc.lock or a tracked metric changes
 verify:
 	bash scripts/verify.sh
+
+.PHONY: serve bench-serve
+# `make serve` listens on 127.0.0.1:PORT with WORKERS gunicorn processes (each loads the model once).
+PORT ?= 8000
+WORKERS ?= 2
+## serve: the prediction service (JSON API and web page) under gunicorn on 127.0.0.1:PORT; needs the model
+serve:
+	gunicorn -c python:rentprice.service.gunicorn_conf --bind 127.0.0.1:$(PORT) --workers $(WORKERS)
+
+## bench-serve: service latency in process and requests/s, p50/p99 under gunicorn on loopback (about a minute; needs the model)
+bench-serve:
+	python bench/serve.py
