@@ -36,7 +36,8 @@ from rentprice.scoring import (
 
 STDIN = "-"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-#: Rows per chunk: large enough that per-call overhead of the forest is negligible (bench/predict.py).
+#: Rows per chunk: enough that the forest's per-call overhead is negligible, few enough that memory
+#: stays well under 1 GiB (bench/predict.py measures both).
 CHUNK_ROWS = 100_000
 PROGRESS_SECONDS = 30
 
@@ -200,6 +201,8 @@ def predict(args: argparse.Namespace) -> None:
     chunks = read_chunks(args.input, args.chunk_rows)
     first = next(chunks)
     passthrough, *schemas = output_schemas(first, source)
+    chunks = chain([first], chunks)
+    del first  # so each chunk is freed once scored
     model = load_scoring_model(args.model, args.lock)
     rows, scored, recovered, rejected_fields = 0, 0, Counter(), Counter()
     with step("score listings") as facts, ExitStack() as stack:
@@ -209,7 +212,7 @@ def predict(args: argparse.Namespace) -> None:
             tqdm(total=count_rows(args.input), unit="rows", disable=not sys.stderr.isatty())
         )
         started = last_report = perf_counter()
-        for table in chain([first], chunks):
+        for table in chunks:
             scored_rows, rejects, chunk_recovered = score_chunk(model, table, rows, passthrough, schemas)
             write_scored(scored_rows)
             write_rejects(rejects)
