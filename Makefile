@@ -91,3 +91,16 @@ serve:
 ## bench-serve: service latency in process and requests/s, p50/p99 under gunicorn on loopback (about a minute; needs the model)
 bench-serve:
 	python bench/serve.py
+
+.PHONY: image image-smoke
+# The service's container image (README, Container image). CONTAINER_ENGINE=docker|podman picks the
+# engine (default: docker when its daemon answers, else podman).
+IMAGE ?= rentprice:latest
+## image: build the service's container image IMAGE, after `dvc repro evaluate` brings the model and its metrics up to date
+image:
+	dvc repro evaluate
+	bash container/image.sh build $(IMAGE)
+
+## image-smoke: run IMAGE on loopback, wait for health, compare its predictions with the in-process model, remove it
+image-smoke:
+	bash container/image.sh smoke $(IMAGE)
