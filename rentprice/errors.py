@@ -11,3 +11,7 @@ class DataError(RentpriceError):
 
 class ModelError(RentpriceError):
     """A model file is missing, foreign or incompatible with this environment."""
+
+
+class ParamsError(RentpriceError):
+    """A value in params.yaml is missing or invalid."""

@@ -16,8 +16,9 @@ from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 
-from rentprice.errors import ModelError
+from rentprice.errors import ModelError, ParamsError
 from rentprice.features import (
     ImplausibleToMissing,
     feature_columns,
@@ -57,6 +58,14 @@ def build_model(train: Mapping[str, Any], plausible: Mapping[str, list[float]]) 
     return Pipeline(
         [("clean", ImplausibleToMissing(dict(plausible))), ("features", features), ("regressor", regressor)]
     )
+
+
+def fit_model(model: Pipeline, frame: pd.DataFrame, target: pd.Series, source: str) -> Pipeline:
+    """Fit ``model``; a hyperparameter scikit-learn rejects is a one-line ParamsError naming ``source``."""
+    try:
+        return model.fit(frame, target)
+    except InvalidParameterError as error:
+        raise ParamsError(f"{source}: {error}") from None
 
 
 def build_baseline(baseline: Mapping[str, Any]) -> Pipeline:

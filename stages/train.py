@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rentprice.io import file_md5, read_parquet
 from rentprice.logs import run_stage, step
-from rentprice.model import build_model, save_model
+from rentprice.model import build_model, fit_model, save_model
 from rentprice.params import load_params
 from rentprice.schema import TARGET
 
@@ -28,7 +28,7 @@ def train(args: argparse.Namespace) -> None:
     frame = read_parquet(args.train)
     with step("fit model") as facts:
         model = build_model(params["train"], params["prepare"]["plausible"])
-        model.fit(frame, frame[TARGET])
+        fit_model(model, frame, frame[TARGET], f"{args.params}: train")
         facts.update(rows=len(frame), trees=params["train"]["n_estimators"])
     with step("save model") as facts:
         metadata = {"training_data_md5": file_md5(args.train), "params": params["train"]}

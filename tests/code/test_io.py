@@ -1,4 +1,6 @@
+import os
 import sqlite3
+import stat
 
 import pytest
 
@@ -78,3 +80,12 @@ def test_file_md5(tmp_path):
     path = tmp_path / "x"
     path.write_bytes(b"abc")
     assert file_md5(path) == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_json({}, tmp_path / "out.json")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o644

@@ -4,6 +4,7 @@ import importlib.util
 import sqlite3
 
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT, listings
 
@@ -70,3 +71,18 @@ def test_importing_a_stage_does_no_work(workdir):
     for name in ["collect", "prepare", "train", "evaluate"]:
         stage(name)
     assert list(workdir.iterdir()) == [workdir / "params.yaml"]
+
+
+def test_train_rejects_an_invalid_hyperparameter_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["train"]["max_features"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    listings(*({"rent": 1000.0 + i, "address": f"a{i}"} for i in range(10))).to_parquet(
+        tmp_path / "train.parquet"
+    )
+    assert stage("train").main(["--train", "train.parquet", "--model", "model.joblib"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1
+    assert "params.yaml: train: The 'max_features' parameter" in errors[0] and "Got -1 instead" in errors[0]
+    assert not (tmp_path / "model.joblib").exists()
