@@ -117,9 +117,28 @@ def score(model: Model, scorable: pd.DataFrame) -> np.ndarray:
     if scorable.empty:
         return np.empty(0)
     pipeline = pipeline_of(model)
-    n_jobs = 1 if len(scorable) < SERIAL_BELOW_ROWS else forest_of(pipeline).n_jobs
-    predicted = with_jobs(pipeline, n_jobs).predict(scorable[list(FEATURE_COLUMNS)])
+    rows = scorable[list(FEATURE_COLUMNS)]
+    if len(scorable) < SERIAL_BELOW_ROWS:
+        predicted = predict_serially(pipeline, rows)
+    else:
+        predicted = pipeline.predict(rows)
     return np.round(predicted, PRICE_DECIMALS)
+
+
+def predict_serially(pipeline: Pipeline, rows: pd.DataFrame) -> np.ndarray:
+    """``pipeline.predict`` on one thread, summing the trees in order without joblib's per-tree overhead.
+
+    Gives the same numbers as the forest's own one-thread predict (same float32 input, same
+    summation order) at a fraction of the latency for small batches: the service's hot path.
+    """
+    features = np.ascontiguousarray(pipeline[:-1].transform(rows), dtype=np.float32)
+    forest = forest_of(pipeline)
+    total = np.zeros(len(features))
+    for tree in forest.estimators_:
+        total += tree.predict(features, check_input=False)
+    mean = total / len(forest.estimators_)
+    regressor = pipeline.steps[-1][1]
+    return regressor.inverse_func(mean) if isinstance(regressor, TransformedTargetRegressor) else mean
 
 
 def with_jobs(pipeline: Pipeline, n_jobs: int | None) -> Pipeline:
@@ -275,8 +294,7 @@ def _count_recovered(scorable: pd.DataFrame, pipeline: Pipeline) -> dict[str, in
     }
     known = _known_locations(pipeline)
     if known is not None and len(scorable):
-        pairs = scorable.groupby(["zip", "neighborhood"], dropna=False, sort=False).size()
-        keys = location_keys(pairs.index.to_frame(index=False))
-        counts["zip"] = int(pairs.to_numpy()[~keys["district"].isin(known[0]).to_numpy()].sum())
-        counts["neighborhood"] = int(pairs.to_numpy()[~keys["neighborhood"].isin(known[1]).to_numpy()].sum())
+        keys = location_keys(scorable)
+        counts["zip"] = int((~keys["district"].isin(known[0])).sum())
+        counts["neighborhood"] = int((~keys["neighborhood"].isin(known[1])).sum())
     return counts

@@ -11,6 +11,7 @@ from rentprice.scoring import (
     RECOVERABLE,
     SERIAL_BELOW_ROWS,
     load_scoring_model,
+    predict_serially,
     score,
     validate_listings,
     with_jobs,
@@ -140,13 +141,23 @@ def test_score_matches_the_pipeline_rounded_to_cents_for_bundle_or_pipeline(bund
     np.testing.assert_array_equal(score(bundle["pipeline"], scorable), expected)
 
 
-def test_small_batches_predict_on_one_thread_without_changing_the_model(bundle, monkeypatch):
+def test_small_batches_take_the_serial_path_and_large_ones_the_forest(bundle, monkeypatch):
     used = []
-    monkeypatch.setattr(scoring, "with_jobs", lambda pipeline, n_jobs: used.append(n_jobs) or pipeline)
+    monkeypatch.setattr(
+        scoring, "predict_serially", lambda pipeline, rows: used.append(len(rows)) or np.ones(len(rows))
+    )
     small = validate_listings(listings(), bundle).scorable
     score(bundle, small)
     score(bundle, pd.concat([small] * SERIAL_BELOW_ROWS))
-    assert used == [1, bundle["params"]["n_jobs"]]
+    assert used == [1]
+
+
+def test_predict_serially_equals_the_forests_own_one_thread_predict(bundle):
+    frame = listings(
+        *({"area": 30.0 + 7 * i, "constraction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
+    )
+    pipeline = bundle["pipeline"]
+    np.testing.assert_array_equal(predict_serially(pipeline, frame), with_jobs(pipeline, 1).predict(frame))
 
 
 def test_with_jobs_shares_the_fitted_trees_and_leaves_the_original_alone(bundle):
