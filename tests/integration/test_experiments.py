@@ -65,7 +65,7 @@ def test_two_point_sweep_records_both_experiments_with_metrics(swept):
         assert found[name]["state"] == "success"
         assert set(found[name]["metrics"]) >= {"mae", "r2", "mape", "baseline_mae"}
         log = run(["dvc", "queue", "logs", name], repo).stdout
-        assert re.findall(r"Running stage '(\w+)'", log) == ["train", "evaluate"], log
+        assert re.findall(r"Running stage '(\w+)'", log) == ["train", "evaluate", "predict"], log
     assert "jobs=2, exit_code=0" in result.stderr
     assert run(["git", "status", "--porcelain"], repo).stdout == ""
 

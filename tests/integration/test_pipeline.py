@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import pytest
 import yaml
@@ -53,23 +54,19 @@ def test_metrics_and_params_diff_work_against_a_commit(built_project):
     assert run(["dvc", "params", "diff", "HEAD"], built_project).returncode == 0
 
 
-def test_forced_repro_is_byte_identical(tmp_path):
-    repo = make_project_copy(tmp_path)
-    run(["dvc", "pull", "data/source/rent_apartments.sqlite.dvc"], repo)
-    run(["dvc", "repro"], repo)
-    first = (repo / "dvc.lock").read_bytes()
-    run(["dvc", "repro", "--force"], repo)
-    assert (repo / "dvc.lock").read_bytes() == first
+def test_forced_repro_is_byte_identical(built_project):
+    first = (built_project / "dvc.lock").read_bytes()
+    run(["dvc", "repro", "--force"], built_project)
+    assert (built_project / "dvc.lock").read_bytes() == first
 
 
-def test_changing_n_estimators_reruns_only_train_and_evaluate(tmp_path, built_project):
-    repo = make_project_copy(tmp_path)
-    run(["dvc", "pull", "data/source/rent_apartments.sqlite.dvc"], repo)
-    run(["dvc", "repro"], repo)
+def test_changing_n_estimators_reruns_only_the_model_and_its_downstream_stages(tmp_path, built_project):
+    repo = tmp_path / "repo"
+    shutil.copytree(built_project, repo, symlinks=True)
     params_file = repo / "params.yaml"
     params_file.write_text(params_file.read_text().replace("n_estimators: 300", "n_estimators: 40"))
     result = run(["dvc", "repro"], repo)
-    assert stages_run(result.stdout) == ["train", "evaluate"]
+    assert stages_run(result.stdout) == ["train", "evaluate", "predict"]
     diff = run(["dvc", "params", "diff", "--json"], repo).stdout
     change = json.loads(diff)["params.yaml"]["train.n_estimators"]
     assert (change["old"], change["new"]) == (300, 40)
