@@ -80,6 +80,11 @@ report:
 verify:
 	bash scripts/verify.sh
 
+.PHONY: bench
+## bench: batch scoring speed and peak memory on a synthetic 1M-row input (about 10 minutes; needs the model)
+bench:
+	python bench/predict.py
+
 .PHONY: serve bench-serve
 # `make serve` listens on 127.0.0.1:PORT with WORKERS gunicorn processes (each loads the model once).
 PORT ?= 8000
