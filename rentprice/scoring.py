@@ -7,7 +7,6 @@ a frame of any size, so a listing is judged identically in a 10M-row batch and i
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,8 @@ PREDICTION = "predicted_rent"
 #: Values scored as unknown instead of rejected, counted in ``ValidationResult.recovered``.
 RECOVERABLE: tuple[str, ...] = ("constraction_year", "energy", "neighborhood", "zip")
 POSITIVE_COLUMNS: tuple[str, ...] = ("area",)
-#: Batches smaller than this predict faster on one thread than with the forest's trained n_jobs
-#: (thread start-up dominates); bench/predict.py measures the crossover.
+#: Batches smaller than this predict faster on one thread (``predict_serially``) than with the
+#: forest's trained n_jobs (thread start-up dominates); bench/predict.py measures the crossover.
 SERIAL_BELOW_ROWS = 5000
 #: Rents are rounded to cents: a parallel forest sums its trees in thread completion order, so
 #: unrounded predictions may differ in the last bits between runs.
@@ -111,8 +110,8 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
 def score(model: Model, scorable: pd.DataFrame) -> np.ndarray:
     """Predicted monthly rent in € (rounded to cents) for each row of ``ValidationResult.scorable``.
 
-    Batches under SERIAL_BELOW_ROWS predict on one thread, larger ones with the forest's trained
-    n_jobs; the loaded model itself is never modified.
+    Batches under SERIAL_BELOW_ROWS predict on one thread (``predict_serially``), larger ones with
+    the forest's trained n_jobs; the loaded model itself is never modified.
     """
     if scorable.empty:
         return np.empty(0)
@@ -139,24 +138,6 @@ def predict_serially(pipeline: Pipeline, rows: pd.DataFrame) -> np.ndarray:
     mean = total / len(forest.estimators_)
     regressor = pipeline.steps[-1][1]
     return regressor.inverse_func(mean) if isinstance(regressor, TransformedTargetRegressor) else mean
-
-
-def with_jobs(pipeline: Pipeline, n_jobs: int | None) -> Pipeline:
-    """The same fitted pipeline predicting with ``n_jobs`` threads: shallow copies, fitted trees shared."""
-    forest = forest_of(pipeline)
-    if forest.n_jobs == n_jobs:
-        return pipeline
-    forest = copy.copy(forest)
-    forest.n_jobs = n_jobs
-    name, regressor = pipeline.steps[-1]
-    if isinstance(regressor, TransformedTargetRegressor):
-        regressor = copy.copy(regressor)
-        regressor.regressor_ = forest
-    else:
-        regressor = forest
-    variant = copy.copy(pipeline)
-    variant.steps = [*pipeline.steps[:-1], (name, regressor)]
-    return variant
 
 
 def load_scoring_model(path: Path, lock: Path = DVC_LOCK) -> dict[str, Any]:

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,6 @@ from rentprice.scoring import (
     predict_serially,
     score,
     validate_listings,
-    with_jobs,
 )
 from tests.code.scoring_fixtures import save_tiny_model
 from tests.conftest import listings
@@ -152,23 +153,14 @@ def test_small_batches_take_the_serial_path_and_large_ones_the_forest(bundle, mo
     assert used == [1]
 
 
-def test_predict_serially_equals_the_forests_own_one_thread_predict(bundle):
+def test_predict_serially_equals_the_forests_own_one_thread_predict_and_leaves_the_model_alone(bundle):
     frame = listings(
         *({"area": 30.0 + 7 * i, "constraction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
     )
-    pipeline = bundle["pipeline"]
-    np.testing.assert_array_equal(predict_serially(pipeline, frame), with_jobs(pipeline, 1).predict(frame))
-
-
-def test_with_jobs_shares_the_fitted_trees_and_leaves_the_original_alone(bundle):
-    pipeline = bundle["pipeline"]
-    serial = with_jobs(pipeline, 1)
-    assert forest_of(serial).n_jobs == 1 and forest_of(pipeline).n_jobs == 2
-    assert forest_of(serial).estimators_ is forest_of(pipeline).estimators_
-    frame = listings(*({"area": 30.0 + 7 * i} for i in range(5)))
-    # A parallel forest sums its trees in completion order: equal up to float rounding only.
-    np.testing.assert_allclose(serial.predict(frame), pipeline.predict(frame), rtol=1e-12)
-    assert with_jobs(pipeline, 2) is pipeline
+    one_thread = copy.deepcopy(bundle["pipeline"])
+    forest_of(one_thread).n_jobs = 1
+    np.testing.assert_array_equal(predict_serially(bundle["pipeline"], frame), one_thread.predict(frame))
+    assert forest_of(bundle["pipeline"]).n_jobs == bundle["params"]["n_jobs"] == 2
 
 
 def write_lock(path, model_path, md5):
