@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ ENERGY_LABELS: tuple[str, ...] = (
 #: How sources spell "no energy label": scored as unknown.
 ENERGY_UNKNOWN = frozenset({"None", ""})
 FACILITIES_NONE = "None"
+#: The location key of a listing without a postcode or neighborhood.
+LOCATION_UNKNOWN = "unknown"
 #: Feature groups that params can switch on or off; the numeric columns are always used.
 FEATURE_GROUPS: tuple[str, ...] = ("amenities", "garden", "energy", "facilities", "location")
 
@@ -69,8 +72,22 @@ def postcode_number(zipcode: object) -> float:
     return float(match.group(1)) if match else np.nan
 
 
-def _map_columns(frame: pd.DataFrame, parse) -> np.ndarray:
-    return np.column_stack([frame[name].map(parse).to_numpy(dtype=float) for name in frame.columns])
+def map_distinct(
+    values: pd.Series | np.ndarray, parse: Callable[[object], Any], dtype: type = float
+) -> np.ndarray:
+    """``parse`` of each value as an array of ``dtype``; each distinct value is parsed once.
+
+    Listings repeat few distinct texts (yes/no, labels, districts), so a million-row batch costs a
+    few hundred calls; a one-row request skips pandas' per-call overhead of ``Series.map``. Missing
+    values (None, NaN) are parsed as None.
+    """
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    parsed = np.array([*(parse(value) for value in distinct), parse(None)], dtype=dtype)
+    return parsed[codes]  # code -1 (missing) picks the last entry
+
+
+def _map_columns(frame: pd.DataFrame, parse: Callable[[object], float]) -> np.ndarray:
+    return np.column_stack([map_distinct(frame[name], parse) for name in frame.columns])
 
 
 def garden_features(frame: pd.DataFrame) -> np.ndarray:
@@ -93,11 +110,25 @@ def postcode_features(frame: pd.DataFrame) -> np.ndarray:
     return _map_columns(frame, postcode_number)
 
 
+def district_key(zipcode: object) -> str:
+    """The postcode district (``1071 HN`` → ``1071``), LOCATION_UNKNOWN when there is none."""
+    number = postcode_number(zipcode)
+    return LOCATION_UNKNOWN if np.isnan(number) else str(int(number))
+
+
+def neighborhood_key(neighborhood: object) -> str:
+    """The neighborhood as text, LOCATION_UNKNOWN when missing."""
+    return LOCATION_UNKNOWN if pd.isna(neighborhood) else str(neighborhood)
+
+
 def location_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Categorical location keys for target encoding: postcode district and neighborhood."""
-    district = frame["zip"].map(postcode_number).map(lambda n: "unknown" if np.isnan(n) else str(int(n)))
     return pd.DataFrame(
-        {"district": district, "neighborhood": frame["neighborhood"].fillna("unknown").astype(str)}
+        {
+            "district": map_distinct(frame["zip"], district_key, object),
+            "neighborhood": map_distinct(frame["neighborhood"], neighborhood_key, object),
+        },
+        index=frame.index,
     )
 
 
@@ -121,11 +152,19 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """One 0/1 column per learned facility; unseen facilities are ignored."""
-        items = [set(facility_list(text)) for text in _single_column(frame)]
-        return np.array([[float(name in row) for name in self.vocabulary_] for row in items]).reshape(
-            len(items), len(self.vocabulary_)
+        """One 0/1 column per learned facility; unseen facilities are ignored.
+
+        Each distinct facilities text is encoded once (listings repeat few of them).
+        """
+        codes, texts = pd.factorize(_single_column(frame), use_na_sentinel=True)
+        encoded = np.array([self._encode(text) for text in [*texts, None]], dtype=float).reshape(
+            len(texts) + 1, len(self.vocabulary_)
         )
+        return encoded[codes]  # code -1 (missing) picks the last row
+
+    def _encode(self, text: object) -> list[float]:
+        items = set(facility_list(text))
+        return [float(name in items) for name in self.vocabulary_]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """``facility_<name>`` for each learned facility."""
@@ -134,9 +173,8 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
         )
 
 
-def _single_column(frame: pd.DataFrame | np.ndarray) -> list:
-    values = frame.iloc[:, 0] if isinstance(frame, pd.DataFrame) else np.asarray(frame)[:, 0]
-    return list(values)
+def _single_column(frame: pd.DataFrame | np.ndarray) -> pd.Series | np.ndarray:
+    return frame.iloc[:, 0] if isinstance(frame, pd.DataFrame) else np.asarray(frame)[:, 0]
 
 
 def stateless_transformer(func, suffix: str) -> FunctionTransformer:

@@ -91,8 +91,9 @@ def mask_implausible(frame: pd.DataFrame, bounds: Mapping[str, Sequence[float]])
     out = frame.copy()
     for name, (low, high) in bounds.items():
         if name in out.columns:
-            values = out[name]
-            out[name] = values.where(values.isna() | values.between(low, high), np.nan)
+            values = out[name].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+            values[(values < low) | (values > high)] = np.nan
+            out[name] = values
     return out
 
 

@@ -21,7 +21,7 @@ from loguru import logger
 from rentprice.errors import ModelError, RentpriceError
 from rentprice.io import atomic_path, file_md5
 from rentprice.logs import step
-from rentprice.scoring import _known_locations, load_scoring_model, locked_md5
+from rentprice.scoring import known_locations, load_scoring_model, locked_md5
 from rentprice.service.config import ServiceConfig
 
 GIT_TIMEOUT_SECONDS = 10
@@ -61,7 +61,7 @@ def load_served_model(config: ServiceConfig) -> ServedModel:
             "training_commit": last_commit(config.lock_path) if pipelined else None,
         }
         facts.update(version=version, source=info["source"])
-    known = _known_locations(bundle["pipeline"])
+    known = known_locations(bundle["pipeline"])
     neighborhoods = tuple(sorted(known[1] - {UNKNOWN})) if known else ()
     return ServedModel(bundle, version, info, neighborhoods)
 

@@ -12,6 +12,7 @@ from rentprice.features import (
     feature_transformers,
     garden_area,
     location_keys,
+    map_distinct,
     postcode_number,
     yes_no,
 )
@@ -81,6 +82,26 @@ def test_facilities_encoder_with_empty_vocabulary_keeps_row_count():
     assert encoder.transform(pd.DataFrame({"facilities": ["Bath", "None"]})).shape == (2, 0)
 
 
+def test_map_distinct_parses_each_distinct_value_once_and_missing_values_as_none():
+    calls = []
+
+    def parse(value):
+        calls.append(value)
+        return len(value) if isinstance(value, str) else -1.0
+
+    values = pd.Series(["ab", None, "ab", np.nan, "abc"], dtype=object)
+    np.testing.assert_array_equal(map_distinct(values, parse), [2, -1, 2, -1, 3])
+    assert calls == ["ab", "abc", None]
+    arrow = pd.Series(["ab", None, "abc"], dtype="str")
+    assert map_distinct(arrow, parse, object).tolist() == [2, -1, 3]
+
+
+def test_facilities_encoder_encodes_missing_and_repeated_texts():
+    encoder = FacilitiesEncoder(min_count=1).fit(pd.DataFrame({"facilities": ["Bath, Lift", "Lift"]}))
+    scored = encoder.transform(pd.DataFrame({"facilities": ["Lift", None, "Lift, Bath", "Lift", "None"]}))
+    np.testing.assert_array_equal(scored, [[0, 1], [0, 0], [1, 1], [0, 1], [0, 0]])
+
+
 def test_postcode_number():
     assert postcode_number("1071 HN") == 1071.0
     assert np.isnan(postcode_number("HN 1071"))
@@ -88,8 +109,15 @@ def test_postcode_number():
 
 
 def test_location_keys_fill_unknowns():
-    keys = location_keys(pd.DataFrame({"zip": ["1071 HN", None], "neighborhood": ["Oud-West", None]}))
-    assert keys.to_dict("list") == {"district": ["1071", "unknown"], "neighborhood": ["Oud-West", "unknown"]}
+    frame = pd.DataFrame(
+        {"zip": ["1071 HN", None, "x"], "neighborhood": ["Oud-West", None, 7]}, index=[5, 6, 7]
+    )
+    keys = location_keys(frame)
+    assert keys.to_dict("list") == {
+        "district": ["1071", "unknown", "unknown"],
+        "neighborhood": ["Oud-West", "unknown", "7"],
+    }
+    assert list(keys.index) == [5, 6, 7]
 
 
 def test_implausible_to_missing_masks_placeholder_year():

@@ -122,6 +122,15 @@ def test_other_columns_and_column_order_do_not_matter(bundle):
     )
 
 
+def test_text_columns_as_python_objects_or_arrow_strings_get_the_same_verdicts(bundle):
+    frame = listings({}, {"balcony": "maybe"}, {"garden": "Present (12 m²)", "energy": "None"}, {"zip": None})
+    as_objects = validate_listings(frame.astype(object), bundle)
+    as_strings = validate_listings(frame.astype({"balcony": "str", "garden": "str", "energy": "str"}), bundle)
+    pd.testing.assert_frame_equal(as_objects.rejects, as_strings.rejects)
+    assert as_objects.recovered == as_strings.recovered
+    np.testing.assert_array_equal(score(bundle, as_objects.scorable), score(bundle, as_strings.scorable))
+
+
 def test_a_missing_column_is_a_data_error_naming_it(bundle):
     with pytest.raises(DataError, match=r"missing column\(s\) garden, zip$"):
         validate_listings(listings().drop(columns=["zip", "garden"]), bundle)

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from rentprice.features import ENERGY_LABELS
 from rentprice.io import file_md5
 from rentprice.model import load_model
-from rentprice.scoring import _known_locations
+from rentprice.scoring import known_locations
 from rentprice.service.web import FORM_FIELDS
 from tests.service.conftest import LISTING, MAX_REQUEST_BYTES
 
@@ -74,7 +74,7 @@ def test_the_form_has_every_listing_field_with_sensible_inputs(client, service_d
 
 def test_neighborhood_suggestions_are_the_ones_the_model_learned(client, service_dir):
     suggested = Controls(page_text(client.get("/"))).options["neighborhoods"]
-    learned = _known_locations(load_model(service_dir / "model.joblib")["pipeline"])[1]
+    learned = known_locations(load_model(service_dir / "model.joblib")["pipeline"])[1]
     assert suggested == sorted(learned - {"unknown"})
     assert len(suggested) > 20
 
