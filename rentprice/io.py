@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from rentprice.errors import DataError
 
@@ -22,6 +21,8 @@ def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFr
 
     A bad URL, an unreachable database, a missing table or a missing column is a one-line DataError.
     """
+    import sqlalchemy as sa  # here, not at the top: only collect reads SQL; it adds 0.3 s to every start-up
+
     where = _redact(db_url)
     try:
         engine = sa.create_engine(db_url)
@@ -52,6 +53,8 @@ def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFr
 
 def _redact(db_url: str) -> str:
     """The URL with any password masked, safe to print in logs."""
+    import sqlalchemy as sa
+
     try:
         return sa.engine.make_url(db_url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
