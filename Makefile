@@ -6,6 +6,8 @@ PYTHON ?= python3
 EXTRAS := dev,s3,serve,report
 # uv installs the ~180 pinned packages in seconds where pip takes minutes.
 UV_VERSION := 0.13.9
+# The integration tests wait on dvc and git subprocesses: two processes keep both cores busy.
+TEST_WORKERS ?= 2
 UV := $(VENV)/bin/uv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -26,9 +28,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 repro:
 	dvc repro
 
-## test: the whole test suite (CI runs exactly this)
+## test: the whole test suite in TEST_WORKERS processes, a test file per process (CI runs exactly this)
 test:
-	python -m pytest
+	python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## lint: static checks
 lint:
