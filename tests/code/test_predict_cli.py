@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rentprice import batch as batch_module
 from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
@@ -152,7 +153,7 @@ def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
             raise KeyboardInterrupt
         return score(model, scorable)
 
-    monkeypatch.setattr(stage, "score", crash_on_second_chunk)
+    monkeypatch.setattr(batch_module, "score", crash_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3")
     assert len(calls) == 2
