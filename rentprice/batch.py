@@ -97,11 +97,22 @@ def table_writer(path: Path, schema: pa.Schema) -> Iterator[Callable[[pa.Table],
 
 
 def output_schemas(first: pa.Table, source: str) -> tuple[list[str], pa.Schema, pa.Schema]:
-    """Pass-through columns, scored and rejects schemas; a missing or clashing column is a DataError."""
+    """Pass-through columns, scored and rejects schemas.
+
+    A missing listing column, one holding lists or records, or a column clashing with an output
+    column is a DataError.
+    """
     columns = first.column_names
     absent = missing_columns(columns, FEATURE_COLUMNS)
     if absent:
         raise DataError(f"{source}: missing column(s) {', '.join(absent)}")
+    nested = [
+        field.name
+        for field in first.schema
+        if field.name in FEATURE_COLUMNS and pa.types.is_nested(field.type)
+    ]
+    if nested:
+        raise DataError(f"{source}: column(s) {', '.join(nested)} hold lists or records, not single values")
     clash = [name for name in columns if name in (ROW, FIELD, REASON, PREDICTION)]
     if clash:
         raise DataError(f"{source}: column(s) {', '.join(clash)} clash with output columns; rename them")

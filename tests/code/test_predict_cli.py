@@ -169,6 +169,18 @@ def test_a_missing_column_is_one_line_exit_2_and_no_output(stage, model_file, wo
     assert leftovers(workdir) == []
 
 
+def test_a_listing_column_of_lists_is_one_line_exit_2_and_no_output(stage, model_file, workdir, capsys):
+    frame = batch(3).assign(facilities=[["Lift"], [], ["Bath", "Lift"]])
+    source = workdir / "in.parquet"
+    frame.to_parquet(source, index=False)
+    assert run(stage, model_file, source, workdir / "scored.parquet") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and errors[0].endswith(
+        "in.parquet: column(s) facilities hold lists or records, not single values"
+    )
+    assert leftovers(workdir) == []
+
+
 def test_too_many_rejects_fail_the_run_without_output(stage, model_file, workdir, capsys):
     source = write(batch(), workdir / "in.csv")
     assert run(stage, model_file, source, workdir / "scored.csv", "--max-reject-rate", "0.4") == 2
