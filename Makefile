@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 repro:
 	dvc repro
 
-## test: the whole test suite in TEST_WORKERS processes, a test file per process (CI runs exactly this)
+## test: the whole test suite in TEST_WORKERS processes, each test file whole in one (CI runs exactly this)
 test:
 	python -m pytest -n $(TEST_WORKERS) --dist loadfile
 

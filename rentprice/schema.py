@@ -86,7 +86,7 @@ def mask_implausible(frame: pd.DataFrame, bounds: Mapping[str, Sequence[float]])
     """Return a copy where numeric values outside their ``[low, high]`` bounds are missing.
 
     Sources use placeholders such as construction year 1005 for "unknown"; treating them as
-    data would teach the model nonsense.
+    data would teach the model nonsense. Bounded columns come back as float64 with NaN for missing.
     """
     out = frame.copy()
     for name, (low, high) in bounds.items():
