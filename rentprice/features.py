@@ -77,6 +77,8 @@ def map_distinct(
 ) -> np.ndarray:
     """``parse`` of each value as an array of ``dtype``; each distinct value is parsed once.
 
+    When ``parse`` returns a sequence (one row of several columns), the result has a row per value.
+
     Listings repeat few distinct texts (yes/no, labels, districts), so a million-row batch costs a
     few hundred calls; a one-row request skips pandas' per-call overhead of ``Series.map``. Missing
     values (None, NaN) are parsed as None.
@@ -156,11 +158,7 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
 
         Each distinct facilities text is encoded once (listings repeat few of them).
         """
-        codes, texts = pd.factorize(_single_column(frame), use_na_sentinel=True)
-        encoded = np.array([self._encode(text) for text in [*texts, None]], dtype=float).reshape(
-            len(texts) + 1, len(self.vocabulary_)
-        )
-        return encoded[codes]  # code -1 (missing) picks the last row
+        return map_distinct(_single_column(frame), self._encode)
 
     def _encode(self, text: object) -> list[float]:
         items = set(facility_list(text))
