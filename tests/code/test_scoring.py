@@ -13,7 +13,7 @@ from rentprice.scoring import (
     RECOVERABLE,
     SERIAL_BELOW_ROWS,
     load_scoring_model,
-    predict_serially,
+    predict_in_tree_order,
     score,
     validate_listings,
 )
@@ -151,24 +151,30 @@ def test_score_matches_the_pipeline_rounded_to_cents_for_bundle_or_pipeline(bund
     np.testing.assert_array_equal(score(bundle["pipeline"], scorable), expected)
 
 
-def test_small_batches_take_the_serial_path_and_large_ones_the_forest(bundle, monkeypatch):
-    used = []
+def test_small_batches_predict_on_one_thread_and_large_ones_on_the_forests_n_jobs(bundle, monkeypatch):
+    threads = []
     monkeypatch.setattr(
-        scoring, "predict_serially", lambda pipeline, rows: used.append(len(rows)) or np.ones(len(rows))
+        scoring,
+        "predict_in_tree_order",
+        lambda pipeline, rows, count: threads.append((len(rows), count)) or np.ones(len(rows)),
     )
     small = validate_listings(listings(), bundle).scorable
     score(bundle, small)
     score(bundle, pd.concat([small] * SERIAL_BELOW_ROWS))
-    assert used == [1]
+    assert threads == [(1, 1), (SERIAL_BELOW_ROWS, 2)]
 
 
-def test_predict_serially_equals_the_forests_own_one_thread_predict_and_leaves_the_model_alone(bundle):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_predict_in_tree_order_equals_the_forests_own_one_thread_predict_in_input_order(bundle, threads):
+    # rows in no particular order, some alike, so sorting them for the trees reorders them
     frame = listings(
-        *({"area": 30.0 + 7 * i, "constraction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
+        *({"area": 30.0 + 7 * ((i * 7) % 25), "constraction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
     )
     one_thread = copy.deepcopy(bundle["pipeline"])
     forest_of(one_thread).n_jobs = 1
-    np.testing.assert_array_equal(predict_serially(bundle["pipeline"], frame), one_thread.predict(frame))
+    expected = one_thread.predict(frame)
+    assert len(np.unique(expected)) > 10
+    np.testing.assert_array_equal(predict_in_tree_order(bundle["pipeline"], frame, threads), expected)
     assert forest_of(bundle["pipeline"]).n_jobs == bundle["params"]["n_jobs"] == 2
 
 
