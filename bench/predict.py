@@ -3,13 +3,17 @@
 Makes synthetic inputs by resampling the real listings (jittered area, 0.1% of rows without an
 area, so the reject path runs too) in a temporary directory, then reports in one run:
 
-- the n_jobs crossover: predict time per batch size on one thread (``predict_serially``) and with
-  the trained n_jobs, the two paths ``rentprice.scoring.score`` chooses between;
+- the n_jobs crossover: predict time per batch size on one thread and on the trained n_jobs
+  threads, the two ways ``rentprice.scoring.score`` calls ``predict_in_tree_order``;
+- the gain of predicting rows sorted, in tree order, on the real listings themselves (distinct
+  rows, no resampling): ``predict_in_tree_order`` against the forest's own predict, one thread;
 - the ceiling: rows/s of ``pipeline.predict`` on rows already in memory (at most 1M rows),
-  measured before and after each script run, since other load on the machine shifts it;
+  measured before and after each script run, since other load on the machine shifts it; and
+  beside it rows/s of the script's own scoring (``predict_in_tree_order``) on the same rows;
 - rows/s of the script end to end (child process, best of ``--repeats`` runs) per input format,
   and its ratio to the best ceiling in wall-clock time and in CPU time (the CPU ratio is what
-  the script's overhead costs, whatever else runs on the machine);
+  the script's overhead costs, whatever else runs on the machine), and its ratio to its own
+  scoring in memory (what reading, validating and writing cost);
 - peak RSS of the script on ``--rows`` and on ``--small-rows`` rows (memory must stay flat).
 
 Exits 1 when a target is missed. Run from the repository root: ``make bench`` or, to compare
@@ -19,13 +23,15 @@ Exits 1 when a target is missed. Run from the repository root: ``make bench`` or
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import resource
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from time import perf_counter
 
@@ -33,18 +39,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from joblib import effective_n_jobs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from rentprice.model import forest_of, load_model  # noqa: E402
-from rentprice.scoring import SERIAL_BELOW_ROWS, predict_serially  # noqa: E402
+from rentprice.schema import FEATURE_COLUMNS  # noqa: E402
+from rentprice.scoring import SERIAL_BELOW_ROWS, predict_in_tree_order  # noqa: E402
 
 SCRIPT = REPO_ROOT / "stages" / "predict.py"
 CEILING_ROWS = 1_000_000
 WRITE_ROWS = 500_000
 BATCH_SIZES = (1, 10, 100, 1000, 2000, 5000, 10_000, 20_000, 50_000)
 REPEATS = 3
+GAIN_REPEATS = 10
 MISSING_AREA_SHARE = 0.001
 TARGET_RATIO = 0.8
 TARGET_RSS_MIB = 1024
@@ -107,21 +116,20 @@ def best_time(function, repeats: int = REPEATS) -> float:
 
 
 def crossover(pipeline, listings: pd.DataFrame) -> int | None:
-    """Print predict time per batch size on the two paths ``score`` chooses between; return the crossover.
+    """Print predict time per batch size on one thread and on n_jobs threads; return the crossover.
 
-    The paths: ``predict_serially`` (one thread, no joblib) and ``pipeline.predict`` with the forest's
-    trained n_jobs. The crossover is the smallest batch size from which the second is faster at
-    every measured size.
+    These are the two ways ``score`` calls ``predict_in_tree_order``. The crossover is the smallest
+    batch size from which n_jobs threads are faster at every measured size.
     """
-    jobs = forest_of(pipeline).n_jobs
+    jobs = effective_n_jobs(forest_of(pipeline).n_jobs)
     sample = listings.sample(max(BATCH_SIZES), replace=True, random_state=0).reset_index(drop=True)
     print(f"\nn_jobs crossover (best of {REPEATS}; SERIAL_BELOW_ROWS = {SERIAL_BELOW_ROWS})")
     print(f"{'rows':>8} {'serial (ms)':>12} {f'n_jobs={jobs} (ms)':>14} {'faster':>8}")
     parallel_wins = []
     for size in BATCH_SIZES:
         batch = sample.iloc[:size]
-        one = best_time(lambda batch=batch: predict_serially(pipeline, batch))
-        many = best_time(lambda batch=batch: pipeline.predict(batch))
+        one = best_time(lambda batch=batch: predict_in_tree_order(pipeline, batch, 1))
+        many = best_time(lambda batch=batch: predict_in_tree_order(pipeline, batch, jobs))
         parallel_wins.append(many < one)
         winner = "serial" if one <= many else f"n_jobs={jobs}"
         print(f"{size:>8} {one * 1000:>12.1f} {many * 1000:>14.1f} {winner:>8}")
@@ -154,10 +162,28 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ceiling(pipeline, frame: pd.DataFrame) -> Run:
-    """An in-process ``pipeline.predict`` on rows already in memory."""
+def tree_order_gain(pipeline, listings: pd.DataFrame) -> float:
+    """How many times faster ``predict_in_tree_order`` is than the forest's own predict (one thread).
+
+    Measured on the distinct real listings, so that no resampled copies make sorting look better.
+    """
+    distinct = listings.drop_duplicates(subset=list(FEATURE_COLUMNS))
+    one_thread = copy.deepcopy(pipeline)
+    forest_of(one_thread).n_jobs = 1
+    own = best_time(lambda: one_thread.predict(distinct), GAIN_REPEATS)
+    ordered = best_time(lambda: predict_in_tree_order(pipeline, distinct, 1), GAIN_REPEATS)
+    print(
+        f"\ntree order on the {len(distinct):,} distinct real listings, one thread (best of {GAIN_REPEATS}):"
+        f" forest predict {own * 1000:.0f} ms, predict_in_tree_order {ordered * 1000:.0f} ms:"
+        f" {own / ordered:.2f}x"
+    )
+    return own / ordered
+
+
+def in_memory(predict: Callable[[pd.DataFrame], object], frame: pd.DataFrame) -> Run:
+    """An in-process ``predict`` of rows already in memory."""
     wall, cpu = perf_counter(), cpu_seconds()
-    pipeline.predict(frame)
+    predict(frame)
     return Run(len(frame), perf_counter() - wall, cpu_seconds() - cpu)
 
 
@@ -198,9 +224,11 @@ def main() -> int:
     os.chdir(REPO_ROOT)
     listings = pd.read_parquet(args.listings)
     pipeline = load_model(args.model)["pipeline"]
+    jobs = effective_n_jobs(forest_of(pipeline).n_jobs)
     measured_crossover = crossover(pipeline, listings)
-    jobs = forest_of(pipeline).n_jobs
     print(f"n_jobs={jobs} is faster from {measured_crossover} rows; scoring uses it from {SERIAL_BELOW_ROWS}")
+    tree_order_gain(pipeline, listings)
+    own_scoring = partial(predict_in_tree_order, pipeline, threads=jobs)
     formats = list(dict.fromkeys(["parquet", *filter(None, map(str.strip, args.formats.split(",")))]))
     missed, rss = [], {}
     with tempfile.TemporaryDirectory(prefix="rentprice-bench-") as directory:
@@ -222,21 +250,26 @@ def main() -> int:
             run_script(args.model, small, args.small_rows, work / "scored.parquet")[1]
             for _ in range(args.repeats)
         )
-        ceilings, scripts = [ceiling(pipeline, frame)], {}
+        ceilings, owns, scripts = [in_memory(pipeline.predict, frame)], [in_memory(own_scoring, frame)], {}
         for kind, path in inputs.items():
             for _ in range(args.repeats):
                 run, peak = run_script(args.model, path, args.rows, work / "scored.parquet")
                 scripts[kind] = max(scripts.get(kind, run), run, key=Run.speed)
                 rss[kind] = max(rss.get(kind, 0), peak)
-                ceilings.append(ceiling(pipeline, frame))
-    best = max(ceilings, key=Run.speed)
-    print(f"\nceiling: in-process pipeline.predict on {len(frame):,} rows in memory, measured before and")
-    print(f"after each script run: {', '.join(f'{run.speed():,.0f}' for run in ceilings)} rows/s")
+                ceilings.append(in_memory(pipeline.predict, frame))
+                owns.append(in_memory(own_scoring, frame))
+    best, best_own = max(ceilings, key=Run.speed), max(owns, key=Run.speed)
+    print(f"\nin memory, {len(frame):,} rows, measured before and after each script run (rows/s):")
+    print(f"  ceiling, pipeline.predict: {', '.join(f'{run.speed():,.0f}' for run in ceilings)}")
     print(
-        f"script: best of {args.repeats} runs; ratio = script / best ceiling, in wall-clock and in CPU time"
+        f"  the script's scoring, predict_in_tree_order: {', '.join(f'{run.speed():,.0f}' for run in owns)}"
     )
-    header = ("input", "seconds", "rows/s", "ratio", "cpu", "peak RSS")
-    print("{:<26} {:>8} {:>9} {:>6} {:>5} {:>9}".format(*header))
+    print(
+        f"script: best of {args.repeats} runs; ratio = script / best ceiling, in wall-clock and in CPU time;"
+        " own = script / its best scoring in memory (what reading, validating, writing and start-up cost)"
+    )
+    header = ("input", "seconds", "rows/s", "ratio", "cpu", "own", "peak RSS")
+    print("{:<26} {:>8} {:>9} {:>6} {:>5} {:>5} {:>9}".format(*header))
     for kind, run in scripts.items():
         ratio = run.speed() / best.speed()
         cpu_ratio = run.cpu_speed() / max(ceilings, key=Run.cpu_speed).cpu_speed()
@@ -246,17 +279,21 @@ def main() -> int:
             f"{run.speed():,.0f}",
             f"{ratio:.2f}",
             f"{cpu_ratio:.2f}",
+            f"{run.speed() / best_own.speed():.2f}",
         )
-        print("{:<26} {:>8} {:>9} {:>6} {:>5}".format(*row), f"{rss[kind]:>5.0f} MiB")
+        print("{:<26} {:>8} {:>9} {:>6} {:>5} {:>5}".format(*row), f"{rss[kind]:>5.0f} MiB")
         if kind == "parquet" and ratio < TARGET_RATIO:
             missed.append(f"Parquet rows/s is {ratio:.2f} of the ceiling (target {TARGET_RATIO})")
-    print("{:<26} {:>8} {:>9} {:>6} {:>5}".format(small.name, *[""] * 4), f"{rss['small']:>5.0f} MiB")
+    print("{:<26} {:>8} {:>9} {:>6} {:>5} {:>5}".format(small.name, *[""] * 5), f"{rss['small']:>5.0f} MiB")
     print(
         f"\nfixed cost of a run (start-up, imports, model load; best of 2 runs on {one.name}): {fixed:.1f}s"
     )
     if scripts["parquet"].wall > fixed:
-        streaming = args.rows / (scripts["parquet"].wall - fixed) / best.speed()
-        print(f"without it, the Parquet ratio would be {streaming:.2f} (rows/s of the chunk loop / ceiling)")
+        loop = args.rows / (scripts["parquet"].wall - fixed)
+        print(
+            f"without it, the Parquet ratio would be {loop / best.speed():.2f}"
+            f" (own {loop / best_own.speed():.2f}): rows/s of the chunk loop / in memory"
+        )
     for name, peak in rss.items():
         if peak > TARGET_RSS_MIB:
             missed.append(f"peak RSS {peak:.0f} MiB scoring {name} input (target {TARGET_RSS_MIB} MiB)")
