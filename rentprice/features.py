@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, TargetEncoder
+from sklearn.preprocessing import TargetEncoder
+from sklearn.utils.validation import check_is_fitted
 
 from rentprice.schema import NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible
 
@@ -83,33 +82,11 @@ def map_distinct(
     few hundred calls; a one-row request skips pandas' per-call overhead of ``Series.map``. Missing
     values (None, NaN) are parsed as None.
     """
-    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    codes, distinct = pd.factorize(
+        values.array if isinstance(values, pd.Series) else values, use_na_sentinel=True
+    )
     parsed = np.array([*(parse(value) for value in distinct), parse(None)], dtype=dtype)
     return parsed[codes]  # code -1 (missing) picks the last entry
-
-
-def _map_columns(frame: pd.DataFrame, parse: Callable[[object], float]) -> np.ndarray:
-    return np.column_stack([map_distinct(frame[name], parse) for name in frame.columns])
-
-
-def garden_features(frame: pd.DataFrame) -> np.ndarray:
-    """Garden m² for each garden column."""
-    return _map_columns(frame, garden_area)
-
-
-def yes_no_features(frame: pd.DataFrame) -> np.ndarray:
-    """0/1 for each yes/no column."""
-    return _map_columns(frame, yes_no)
-
-
-def energy_features(frame: pd.DataFrame) -> np.ndarray:
-    """Ordinal energy label for each energy column."""
-    return _map_columns(frame, energy_rank)
-
-
-def postcode_features(frame: pd.DataFrame) -> np.ndarray:
-    """Numeric postcode for each postcode column: neighbouring areas have close numbers."""
-    return _map_columns(frame, postcode_number)
 
 
 def district_key(zipcode: object) -> str:
@@ -123,19 +100,37 @@ def neighborhood_key(neighborhood: object) -> str:
     return LOCATION_UNKNOWN if pd.isna(neighborhood) else str(neighborhood)
 
 
-def location_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """Categorical location keys for target encoding: postcode district and neighborhood."""
-    return pd.DataFrame(
-        {
-            "district": map_distinct(frame["zip"], district_key, object),
-            "neighborhood": map_distinct(frame["neighborhood"], neighborhood_key, object),
-        },
-        index=frame.index,
-    )
+#: The location columns and their target-encoded keys, in encoding order.
+LOCATION_KEYS: tuple[tuple[str, Callable[[object], str]], ...] = (
+    ("zip", district_key),
+    ("neighborhood", neighborhood_key),
+)
 
 
-def _suffixed_names(_transformer, input_features, suffix: str) -> np.ndarray:
-    return np.asarray([f"{name}{suffix}" for name in input_features], dtype=object)
+def location_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Categorical location keys for target encoding, one row per listing: postcode district, neighborhood."""
+    return np.column_stack([map_distinct(frame[name], key, object) for name, key in LOCATION_KEYS])
+
+
+def target_encoded(encoder: TargetEncoder, frame: pd.DataFrame) -> np.ndarray:
+    """``encoder.transform(location_keys(frame))`` for the fitted continuous-target ``encoder``.
+
+    The learned encoding of each key, the training mean for unseen keys, looked up once per distinct
+    value: TargetEncoder.transform's input checks cost milliseconds per call, the service's whole budget.
+    """
+    columns = []
+    for (name, key), categories, encodings in zip(
+        LOCATION_KEYS, encoder.categories_, encoder.encodings_, strict=True
+    ):
+        learned = dict(zip(categories, encodings, strict=True))
+        columns.append(map_distinct(frame[name], partial(_encoding, key, learned, encoder.target_mean_)))
+    return np.column_stack(columns)
+
+
+def _encoding(
+    key: Callable[[object], str], learned: Mapping[str, float], unseen: float, value: object
+) -> float:
+    return learned.get(key(value), unseen)
 
 
 class FacilitiesEncoder(TransformerMixin, BaseEstimator):
@@ -171,49 +166,112 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
         )
 
 
-def _single_column(frame: pd.DataFrame | np.ndarray) -> pd.Series | np.ndarray:
+def _single_column(frame: pd.DataFrame | pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """The only column of a frame or 2-D array; a Series as it is (no costly one-column frame)."""
+    if isinstance(frame, pd.Series):
+        return frame
     return frame.iloc[:, 0] if isinstance(frame, pd.DataFrame) else np.asarray(frame)[:, 0]
 
 
-def stateless_transformer(func, suffix: str) -> FunctionTransformer:
-    """A parameter-free transformer whose output columns are the input names plus ``suffix``."""
-    return FunctionTransformer(func, feature_names_out=partial(_suffixed_names, suffix=suffix))
+#: Feature groups parsed value by value: (input column, parser, output column) per feature.
+PARSED_GROUPS: dict[str, tuple[tuple[str, Callable[[object], float], str], ...]] = {
+    "amenities": tuple((name, yes_no, name) for name in YES_NO_COLUMNS),
+    "garden": (("garden", garden_area, "garden_m2"),),
+    "energy": (("energy", energy_rank, "energy_rank"),),
+}
+#: Output columns of the location group: the postcode number, then the target-encoded keys.
+LOCATION_FEATURES: tuple[str, ...] = ("zip_number", "district", "neighborhood")
 
 
-def location_encoder(seed: int) -> Pipeline:
-    """Seeded, cross-fitted target encoding of postcode district and neighborhood (fitted on train only)."""
-    return Pipeline(
-        [
-            ("keys", FunctionTransformer(location_keys, feature_names_out=_location_key_names)),
-            ("target", TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=seed))),
-        ]
-    )
+def switched_on(groups: Mapping[str, bool]) -> tuple[str, ...]:
+    """The feature groups ``groups`` (params ``train.features``) switches on, in FEATURE_GROUPS order."""
+    _check_groups(groups)
+    return tuple(group for group in FEATURE_GROUPS if groups.get(group, False))
 
 
-def _location_key_names(_transformer, _input_features) -> np.ndarray:
-    return np.asarray(["district", "neighborhood"], dtype=object)
-
-
-def feature_transformers(groups: Mapping[str, bool], seed: int, facilities_min_count: int) -> list[tuple]:
-    """ColumnTransformer entries: the numeric columns plus every switched-on feature group."""
+def _check_groups(groups: Iterable[str]) -> None:
     unknown = set(groups) - set(FEATURE_GROUPS)
     if unknown:
         raise ValueError(f"unknown feature group(s): {', '.join(sorted(unknown))}")
-    by_group = {
-        "amenities": [("amenities", stateless_transformer(yes_no_features, ""), list(YES_NO_COLUMNS))],
-        "garden": [("garden", stateless_transformer(garden_features, "_m2"), ["garden"])],
-        "energy": [("energy", stateless_transformer(energy_features, "_rank"), ["energy"])],
-        "facilities": [("facilities", FacilitiesEncoder(min_count=facilities_min_count), ["facilities"])],
-        "location": [
-            ("postcode", stateless_transformer(postcode_features, "_number"), ["zip"]),
-            ("location", location_encoder(seed), ["zip", "neighborhood"]),
-        ],
-    }
-    entries: list[tuple] = [("numeric", "passthrough", list(NUMERIC_COLUMNS))]
-    for group in FEATURE_GROUPS:
-        if groups.get(group, False):
-            entries += by_group[group]
-    return entries
+
+
+class ListingFeatures(TransformerMixin, BaseEstimator):
+    """The feature matrix of a listing frame: ``numeric`` columns as they are, then each of ``groups``.
+
+    Groups: amenities (yes/no → 0/1), garden (m²), energy (ordinal label), facilities (multi-hot over
+    the facilities seen at least ``facilities_min_count`` times in training) and location (postcode
+    number, then a seeded target encoding of postcode district and neighborhood, cross-fitted on the
+    training rows). Each input column is read once, so a one-row frame costs little more than the
+    encoders' own work.
+    """
+
+    def __init__(
+        self,
+        numeric: Sequence[str] = NUMERIC_COLUMNS,
+        groups: Sequence[str] = FEATURE_GROUPS,
+        seed: int = 0,
+        facilities_min_count: int = 5,
+    ):
+        self.numeric = numeric
+        self.groups = groups
+        self.seed = seed
+        self.facilities_min_count = facilities_min_count
+
+    def fit(self, frame: pd.DataFrame, y: pd.Series) -> ListingFeatures:
+        """Learn the facilities vocabulary and the location encoding from the training rows."""
+        self.fit_transform(frame, y)
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame, y: pd.Series) -> np.ndarray:
+        """Fit, and return the training rows' features with the location encoding cross-fitted.
+
+        ``TargetEncoder.fit_transform`` encodes each row with folds that exclude it, so the forest
+        does not learn from encodings that have seen the row's own rent.
+        """
+        _check_groups(self.groups)
+        self.facilities_ = (
+            FacilitiesEncoder(self.facilities_min_count).fit(frame[["facilities"]])
+            if "facilities" in self.groups
+            else None
+        )
+        self.location_ = (
+            TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=self.seed))
+            if "location" in self.groups
+            else None
+        )
+        encoded = (
+            self.location_.fit_transform(location_keys(frame), y) if self.location_ is not None else None
+        )
+        return self._features(frame, encoded)
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Features of ``frame``'s rows: unseen facilities are ignored, unseen locations get the mean rent."""
+        check_is_fitted(self)
+        encoded = target_encoded(self.location_, frame) if self.location_ is not None else None
+        return self._features(frame, encoded)
+
+    def _features(self, frame: pd.DataFrame, encoded_location: np.ndarray | None) -> np.ndarray:
+        columns = [frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in self.numeric]
+        for group in self.groups:
+            if group in PARSED_GROUPS:
+                columns += [map_distinct(frame[name], parse) for name, parse, _ in PARSED_GROUPS[group]]
+            elif group == "facilities":
+                columns.append(self.facilities_.transform(frame["facilities"]))
+            else:
+                columns += [map_distinct(frame["zip"], postcode_number), encoded_location]
+        return np.column_stack(columns)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The output column names, e.g. ``area``, ``garden_m2``, ``facility_lift``, ``district``."""
+        names = list(self.numeric)
+        for group in self.groups:
+            if group in PARSED_GROUPS:
+                names += [name for _, _, name in PARSED_GROUPS[group]]
+            elif group == "facilities":
+                names += list(self.facilities_.get_feature_names_out())
+            else:
+                names += LOCATION_FEATURES
+        return np.asarray(names, dtype=object)
 
 
 class ImplausibleToMissing(TransformerMixin, BaseEstimator):
@@ -231,6 +289,6 @@ class ImplausibleToMissing(TransformerMixin, BaseEstimator):
         return mask_implausible(frame, self.bounds or {})
 
 
-def feature_columns(transformer: ColumnTransformer) -> list[str]:
-    """Readable names of a fitted ColumnTransformer's output columns, without group prefixes."""
-    return [name.split("__")[-1] for name in transformer.get_feature_names_out()]
+def feature_columns(transformer: ListingFeatures) -> list[str]:
+    """Names of a fitted ``ListingFeatures``' output columns, in order."""
+    return list(transformer.get_feature_names_out())

@@ -12,23 +12,16 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from rentprice.errors import ModelError, ParamsError
-from rentprice.features import (
-    ImplausibleToMissing,
-    feature_columns,
-    feature_transformers,
-    garden_features,
-    stateless_transformer,
-    yes_no_features,
-)
+from rentprice.features import ImplausibleToMissing, ListingFeatures, feature_columns, switched_on
 from rentprice.io import atomic_path
-from rentprice.schema import FEATURE_COLUMNS, YES_NO_COLUMNS
+from rentprice.schema import FEATURE_COLUMNS
 
 PROJECT = "rentprice"
 MODEL_FORMAT = 1
@@ -51,9 +44,10 @@ def build_model(train: Mapping[str, Any], plausible: Mapping[str, list[float]]) 
         if train["log_target"]
         else forest
     )
-    features = ColumnTransformer(
-        feature_transformers(train["features"], train["seed"], train["facilities_min_count"]),
-        remainder="drop",
+    features = ListingFeatures(
+        groups=switched_on(train["features"]),
+        seed=train["seed"],
+        facilities_min_count=train["facilities_min_count"],
     )
     return Pipeline(
         [("clean", ImplausibleToMissing(dict(plausible))), ("features", features), ("regressor", regressor)]
@@ -70,13 +64,7 @@ def fit_model(model: Pipeline, frame: pd.DataFrame, target: pd.Series, source: s
 
 def build_baseline(baseline: Mapping[str, Any]) -> Pipeline:
     """The original project's approach, refit on the same split so every experiment shows its gain."""
-    features = ColumnTransformer(
-        [
-            ("numeric", "passthrough", BASELINE_NUMERIC),
-            ("garden", stateless_transformer(garden_features, "_m2"), ["garden"]),
-            ("amenities", stateless_transformer(yes_no_features, ""), list(YES_NO_COLUMNS)),
-        ]
-    )
+    features = ListingFeatures(numeric=BASELINE_NUMERIC, groups=("garden", "amenities"))
     forest = RandomForestRegressor(
         n_estimators=baseline["n_estimators"], random_state=baseline["seed"], n_jobs=baseline["n_jobs"]
     )

@@ -284,11 +284,10 @@ def _plausible(pipeline: Pipeline) -> Mapping[str, list[float]]:
 
 def known_locations(pipeline: Pipeline) -> tuple[set[str], set[str]] | None:
     """Postcode districts and neighborhoods the model's target encoding learned, if it has one."""
-    features = pipeline.named_steps.get("features")
-    location = getattr(features, "named_transformers_", {}).get("location")
+    location = getattr(pipeline.named_steps.get("features"), "location_", None)
     if location is None:
         return None
-    districts, neighborhoods = location.named_steps["target"].categories_
+    districts, neighborhoods = location.categories_
     return set(districts), set(neighborhoods)
 
 

@@ -1,19 +1,22 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import TargetEncoder
 
 from rentprice.features import (
     FacilitiesEncoder,
     ImplausibleToMissing,
+    ListingFeatures,
     energy_rank,
     facility_list,
     feature_columns,
-    feature_transformers,
     garden_area,
     location_keys,
     map_distinct,
     postcode_number,
+    switched_on,
+    target_encoded,
     yes_no,
 )
 from tests.conftest import listings
@@ -113,11 +116,7 @@ def test_location_keys_fill_unknowns():
         {"zip": ["1071 HN", None, "x"], "neighborhood": ["Oud-West", None, 7]}, index=[5, 6, 7]
     )
     keys = location_keys(frame)
-    assert keys.to_dict("list") == {
-        "district": ["1071", "unknown", "unknown"],
-        "neighborhood": ["Oud-West", "unknown", "7"],
-    }
-    assert list(keys.index) == [5, 6, 7]
+    assert keys.tolist() == [["1071", "Oud-West"], ["unknown", "unknown"], ["unknown", "7"]]
 
 
 def test_implausible_to_missing_masks_placeholder_year():
@@ -127,14 +126,21 @@ def test_implausible_to_missing_masks_placeholder_year():
     assert frame["constraction_year"].tolist() == [1005.0, 1930.0], "input must not be modified"
 
 
-def test_feature_transformers_rejects_unknown_group():
+def test_unknown_feature_group_is_rejected():
     with pytest.raises(ValueError, match="unknown feature group"):
-        feature_transformers({"weather": True}, seed=0, facilities_min_count=1)
+        switched_on({"weather": True})
+    frame = listings({})
+    with pytest.raises(ValueError, match="unknown feature group"):
+        ListingFeatures(groups=("garden", "weather")).fit(frame, frame["rent"])
+
+
+def test_switched_on_keeps_feature_group_order():
+    assert switched_on({"location": True, "garden": True, "energy": False}) == ("garden", "location")
 
 
 def test_all_feature_groups_produce_named_numeric_columns():
     frame = listings(*({"rent": 1000.0 + 100 * i} for i in range(5)), {"garden": "Not present"})
-    transformer = ColumnTransformer(feature_transformers(ALL_GROUPS, seed=0, facilities_min_count=1))
+    transformer = ListingFeatures(groups=switched_on(ALL_GROUPS), seed=0, facilities_min_count=1)
     matrix = transformer.fit_transform(frame, frame["rent"])
     names = feature_columns(transformer)
     assert matrix.shape == (6, len(names))
@@ -147,7 +153,7 @@ def test_all_feature_groups_produce_named_numeric_columns():
 
 def test_switching_off_groups_removes_their_columns():
     frame = listings({}, {"area": 60.0})
-    transformer = ColumnTransformer(feature_transformers({"garden": True}, seed=0, facilities_min_count=1))
+    transformer = ListingFeatures(groups=switched_on({"garden": True}), seed=0, facilities_min_count=1)
     transformer.fit(frame, frame["rent"])
     assert feature_columns(transformer) == [
         "area",
@@ -157,3 +163,60 @@ def test_switching_off_groups_removes_their_columns():
         "bathrooms",
         "garden_m2",
     ]
+
+
+def test_listing_features_follow_the_given_column_and_group_order():
+    frame = listings({"garden": "Not present", "balcony": "no"}, {})
+    transformer = ListingFeatures(numeric=("bedrooms", "area"), groups=("garden", "amenities"))
+    matrix = transformer.fit(frame, frame["rent"]).transform(frame)
+    names = ["bedrooms", "area", "garden_m2", "balcony", "storage", "parking", "furnished", "garage"]
+    assert feature_columns(transformer) == names
+    expected = [
+        [row[name] for name in ("bedrooms", "area")]
+        + [garden_area(row["garden"])]
+        + [yes_no(row[name]) for name in names[3:]]
+        for row in frame.to_dict("records")
+    ]
+    np.testing.assert_array_equal(matrix, expected)
+
+
+def location_frame(count: int) -> pd.DataFrame:
+    """Listings in four places, rent depending on the place, some without a postcode."""
+    places = [("1071 HN", "Oud-West"), ("1011 AB", "Centrum"), (None, "Centrum"), ("1071 XY", None)]
+    return listings(
+        *(
+            {"zip": places[i % 4][0], "neighborhood": places[i % 4][1], "rent": 800.0 + 150 * (i % 4) + i}
+            for i in range(count)
+        )
+    )
+
+
+def test_listing_features_cross_fit_the_location_encoding_in_training():
+    frame = location_frame(40)
+    transformer = ListingFeatures(groups=("location",), seed=3)
+    trained = transformer.fit_transform(frame, frame["rent"])
+    encoder = TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=3))
+    cross_fitted = encoder.fit_transform(location_keys(frame), frame["rent"])
+    np.testing.assert_array_equal(trained[:, -2:], cross_fitted)
+    assert not np.array_equal(trained, transformer.transform(frame)), "training rows must be cross-fitted"
+
+
+def test_target_encoded_equals_the_encoders_transform_including_unseen_keys():
+    train = location_frame(40)
+    encoder = TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=0))
+    encoder.fit(location_keys(train), train["rent"])
+    new = pd.DataFrame(
+        {
+            "zip": ["1071 HN", "9999 ZZ", None, "1011 AB", "x", "1071 HN"],
+            "neighborhood": ["Centrum", "Oud-West", "Nowhere", None, "Oud-West", "Oud-West"],
+        },
+        dtype=object,
+    )
+    expected = encoder.transform(location_keys(new))
+    assert (expected == encoder.target_mean_).any(), "the check needs unseen keys"
+    np.testing.assert_array_equal(target_encoded(encoder, new), expected)
+
+
+def test_facilities_encoder_takes_a_series():
+    encoder = FacilitiesEncoder(min_count=1).fit(pd.Series(["Bath, Lift", "Lift"]))
+    np.testing.assert_array_equal(encoder.transform(pd.Series(["Lift", None])), [[0, 1], [0, 0]])
