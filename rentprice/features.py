@@ -71,6 +71,17 @@ def postcode_number(zipcode: object) -> float:
     return float(match.group(1)) if match else np.nan
 
 
+def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, Sequence[Any]]:
+    """``pd.factorize(values)``: a code per value (-1 for missing) and the distinct values.
+
+    An object Series is factorized as its numpy array: the same codes and values without building an
+    Index of the distinct values, most of the cost on the few rows of a request.
+    """
+    if isinstance(values, pd.Series) and values.dtype == object:
+        values = values.to_numpy()
+    return pd.factorize(values, use_na_sentinel=True)
+
+
 def map_distinct(
     values: pd.Series | np.ndarray, parse: Callable[[object], Any], dtype: type = float
 ) -> np.ndarray:
@@ -82,9 +93,7 @@ def map_distinct(
     few hundred calls; a one-row request skips pandas' per-call overhead of ``Series.map``. Missing
     values (None, NaN) are parsed as None.
     """
-    codes, distinct = pd.factorize(
-        values.array if isinstance(values, pd.Series) else values, use_na_sentinel=True
-    )
+    codes, distinct = factorize(values)
     parsed = np.array([*(parse(value) for value in distinct), parse(None)], dtype=dtype)
     return parsed[codes]  # code -1 (missing) picks the last entry
 

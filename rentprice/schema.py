@@ -88,13 +88,13 @@ def mask_implausible(frame: pd.DataFrame, bounds: Mapping[str, Sequence[float]])
     Sources use placeholders such as construction year 1005 for "unknown"; treating them as
     data would teach the model nonsense. Bounded columns come back as float64 with NaN for missing.
     """
-    out = frame.copy()
+    masked = {}
     for name, (low, high) in bounds.items():
-        if name in out.columns:
-            values = out[name].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        if name in frame.columns:
+            values = frame[name].to_numpy(dtype="float64", na_value=np.nan, copy=True)
             values[(values < low) | (values > high)] = np.nan
-            out[name] = values
-    return out
+            masked[name] = values
+    return frame.assign(**masked)
 
 
 def count_implausible(frame: pd.DataFrame, bounds: Mapping[str, Sequence[float]]) -> dict[str, int]:

@@ -27,6 +27,7 @@ from rentprice.features import (
     ENERGY_UNKNOWN,
     district_key,
     energy_rank,
+    factorize,
     garden_area,
     map_distinct,
     neighborhood_key,
@@ -218,7 +219,7 @@ def _is_blank(value: object) -> bool:
 
 def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Values as float64 (blank → NaN) and, per row, why a present value is not a finite number."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = factorize(values)
     numbers = pd.to_numeric(uniques, errors="coerce").astype("float64")
     bad = ~np.isfinite(numbers) & np.array([not _is_blank(value) for value in uniques], dtype=bool)
     reasons = [

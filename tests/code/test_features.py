@@ -10,6 +10,7 @@ from rentprice.features import (
     ListingFeatures,
     energy_rank,
     facility_list,
+    factorize,
     feature_columns,
     garden_area,
     location_keys,
@@ -220,3 +221,14 @@ def test_target_encoded_equals_the_encoders_transform_including_unseen_keys():
 def test_facilities_encoder_takes_a_series():
     encoder = FacilitiesEncoder(min_count=1).fit(pd.Series(["Bath, Lift", "Lift"]))
     np.testing.assert_array_equal(encoder.transform(pd.Series(["Lift", None])), [[0, 1], [0, 0]])
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "float64", "Int64", "category"])
+def test_factorize_gives_pandas_codes_and_distinct_values(dtype):
+    values = pd.Series(
+        ["1", None, "2", "1"] if dtype in (object, "str", "category") else [1, None, 2, 1], dtype=dtype
+    )
+    codes, distinct = factorize(values)
+    expected_codes, expected_distinct = pd.factorize(values, use_na_sentinel=True)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert [repr(value) for value in distinct] == [repr(value) for value in expected_distinct]
