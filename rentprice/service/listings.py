@@ -90,11 +90,13 @@ def judge(listings: Sequence[object], model: Model) -> Verdict:
 def listings_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per listing, a column per feature field, values as sent (dtype object, not inferred).
 
-    Built column by column from numpy arrays: a third cheaper than from the records on one row.
+    Built from per-column object arrays, with the column labels as an object Index: pandas looks a
+    label up faster there than in its default arrow-backed str Index, and validation and scoring
+    look up columns dozens of times per request.
     """
     return pd.DataFrame(
         {name: np.array([row[name] for row in rows], dtype=object) for name in FEATURE_COLUMNS},
-        columns=list(FEATURE_COLUMNS),
+        columns=pd.Index(FEATURE_COLUMNS, dtype=object),
         dtype=object,
     )
 

@@ -24,6 +24,7 @@ BLANK = dict.fromkeys(FEATURE_COLUMNS)
 def test_listings_frame_keeps_values_as_sent(rows):
     expected = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS), dtype=object)
     frame = listings_frame(rows)
-    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True, check_column_type=False)
+    assert frame.columns.dtype == "object" and list(frame.columns) == list(FEATURE_COLUMNS)
     assert all(dtype == "object" for dtype in frame.dtypes), "no inference: validation sees the JSON values"
     assert frame.map(type).equals(expected.map(type))
