@@ -56,6 +56,9 @@ SERIAL_BELOW_ROWS = 5000
 PRICE_DECIMALS = 2
 SHOWN_CHARS = 40
 DVC_LOCK = Path("dvc.lock")
+#: FEATURE_COLUMNS as an object Index: selecting columns with it skips pandas' inference of a str
+#: Index from a label list, and a frame whose labels are an object Index (the service's) keeps them.
+FEATURE_LABELS = pd.Index(FEATURE_COLUMNS, dtype=object)
 
 Model = Mapping[str, Any] | Pipeline
 
@@ -90,7 +93,7 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
     require_columns(frame, "listings", FEATURE_COLUMNS)
     pipeline = pipeline_of(model)
     rows = np.arange(first_row, first_row + len(frame), dtype="int64")
-    listings = frame[list(FEATURE_COLUMNS)]
+    listings = frame[FEATURE_LABELS]
     numbers, reasons = {}, {}
     for name in NUMERIC_COLUMNS:
         numbers[name], not_a_number = _numbers(listings[name])

@@ -16,7 +16,7 @@ import pandas as pd
 
 from rentprice.features import GARDEN_ABSENT
 from rentprice.schema import FEATURE_COLUMNS
-from rentprice.scoring import FIELD, PREDICTION, REASON, ROW, Model, score, validate_listings
+from rentprice.scoring import FEATURE_LABELS, FIELD, PREDICTION, REASON, ROW, Model, score, validate_listings
 
 INDEX = "index"
 #: JSON integers with more digits than this do not fit a float: they are read as infinity.
@@ -90,13 +90,13 @@ def judge(listings: Sequence[object], model: Model) -> Verdict:
 def listings_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per listing, a column per feature field, values as sent (dtype object, not inferred).
 
-    Built from per-column object arrays, with the column labels as an object Index: pandas looks a
-    label up faster there than in its default arrow-backed str Index, and validation and scoring
-    look up columns dozens of times per request.
+    Built from per-column object arrays, with the column labels as an object Index (FEATURE_LABELS):
+    pandas looks a label up faster there than in its default arrow-backed str Index, and validation
+    and scoring look up columns dozens of times per request.
     """
     return pd.DataFrame(
         {name: np.array([row[name] for row in rows], dtype=object) for name in FEATURE_COLUMNS},
-        columns=pd.Index(FEATURE_COLUMNS, dtype=object),
+        columns=FEATURE_LABELS,
         dtype=object,
     )
 
