@@ -24,7 +24,8 @@ from rentprice.io import atomic_path
 from rentprice.schema import FEATURE_COLUMNS
 
 PROJECT = "rentprice"
-MODEL_FORMAT = 1
+#: 2: the features step is one ``ListingFeatures`` (format 1 files used a ColumnTransformer).
+MODEL_FORMAT = 2
 #: The original project's model: a RandomForest on nine features, no location, no cleaning.
 BASELINE_NUMERIC = ["area", "constraction_year", "bedrooms"]
 
@@ -129,6 +130,12 @@ def load_model(path: Path) -> dict[str, Any]:
         raise ModelError(
             f"{path}: trained with scikit-learn {warning.original_sklearn_version}, "
             f"this environment has {sklearn.__version__}; retrain with `dvc repro train`"
+        ) from None
+    except (AttributeError, ImportError) as error:
+        # the pickle names a class or function this code does not have: older or newer code wrote it
+        raise ModelError(
+            f"{path}: written by another version of this project's code ({error.__class__.__name__}); "
+            "retrain with `dvc repro train`, or score it with the code of the commit that trained it"
         ) from None
     except Exception as error:
         raise ModelError(f"{path}: not a model file of this project ({error.__class__.__name__})") from None

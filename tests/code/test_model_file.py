@@ -67,6 +67,19 @@ def test_load_model_rejects_foreign_pickles(tmp_path):
         load_model(path)
 
 
+def test_load_model_names_models_written_by_other_code_of_this_project(tmp_path):
+    path = tmp_path / "model.joblib"
+    # a pickle of a function this code does not have, as in a model file older code wrote
+    path.write_bytes(b"\x80\x04crentprice.features\nno_such_transformer\n.")
+    with pytest.raises(
+        ModelError, match=r"written by another version of this project's code \(AttributeError\)"
+    ):
+        load_model(path)
+    path.write_bytes(b"\x80\x04crentprice.no_such_module\nthing\n.")
+    with pytest.raises(ModelError, match=r"another version .*retrain with `dvc repro train`"):
+        load_model(path)
+
+
 def test_load_model_rejects_other_scikit_learn_versions(tmp_path, monkeypatch):
     path = tmp_path / "model.joblib"
     path.write_bytes(pickle.dumps({}))
