@@ -48,9 +48,11 @@ PREDICTION = "predicted_rent"
 #: Values scored as unknown instead of rejected, counted in ``ValidationResult.recovered``.
 RECOVERABLE: tuple[str, ...] = ("constraction_year", "energy", "neighborhood", "zip")
 POSITIVE_COLUMNS: tuple[str, ...] = ("area",)
-#: Batches smaller than this predict faster on one thread than on the forest's trained n_jobs
-#: threads (thread start-up dominates); bench/predict.py measures the crossover.
-SERIAL_BELOW_ROWS = 5000
+#: Batches smaller than this predict on one thread, larger ones on the forest's trained n_jobs
+#: threads. bench/predict.py measures the crossover: two threads gain little below 2,000 rows
+#: (1.3x from there), and a service request (at most 1,000 listings) keeps to one thread, leaving
+#: the other cores to the server's other workers.
+SERIAL_BELOW_ROWS = 2000
 #: Rents are rounded to cents: finer digits are noise, and ``pipeline.predict`` (a parallel forest
 #: summing its trees in thread completion order) may differ from ``score`` in the last bits.
 PRICE_DECIMALS = 2
