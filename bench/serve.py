@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from rentprice.schema import FEATURE_COLUMNS  # noqa: E402
 from rentprice.scoring import score, validate_listings  # noqa: E402
 from rentprice.service import ServiceConfig, create_app  # noqa: E402
+from rentprice.service.listings import listings_frame  # noqa: E402
 from tests.service.server_support import HOST, call, free_port, wait_until_healthy  # noqa: E402
 
 TARGET_P50_MS = 20.0
@@ -96,7 +97,7 @@ def in_process(args: argparse.Namespace, client: FlaskClient, model: dict, listi
             )
 
     requests, requests_cpu = timed(one_request, args.in_process)
-    frames = [pd.DataFrame([listing], columns=list(FEATURE_COLUMNS), dtype=object) for listing in listings]
+    frames = [listings_frame([listing]) for listing in listings]  # the frame the service judges
     validated = [validate_listings(frame, model).scorable for frame in frames]
     parts = {
         "validate_listings": timed(
