@@ -16,6 +16,7 @@ from rentprice.scoring import (
     predict_in_tree_order,
     score,
     validate_listings,
+    walk_order,
 )
 from tests.code.scoring_fixtures import save_tiny_model
 from tests.conftest import listings
@@ -176,6 +177,19 @@ def test_predict_in_tree_order_equals_the_forests_own_one_thread_predict_in_inpu
     assert len(np.unique(expected)) > 10
     np.testing.assert_array_equal(predict_in_tree_order(bundle["pipeline"], frame, threads), expected)
     assert forest_of(bundle["pipeline"]).n_jobs == bundle["params"]["n_jobs"] == 2
+
+
+def test_walk_order_groups_rows_by_their_leaf_in_the_first_tree_then_by_features(bundle):
+    pipeline = bundle["pipeline"]
+    frame = listings(*({"area": 30.0 + 7 * ((i * 7) % 25), "bedrooms": i % 3} for i in range(25)))
+    features = np.asarray(pipeline[:-1].transform(frame), dtype=np.float32)
+    order = walk_order(forest_of(pipeline), features)
+    assert sorted(order) == list(range(len(frame)))
+    leaves = forest_of(pipeline).estimators_[0].tree_.apply(features)[order]
+    assert (np.diff(leaves) >= 0).all() and len(np.unique(leaves)) > 1
+    for leaf in np.unique(leaves):
+        alike = features[order][leaves == leaf]
+        assert [tuple(row) for row in alike] == sorted(tuple(row) for row in alike)
 
 
 def write_lock(path, model_path, md5):
