@@ -1,7 +1,8 @@
 """Benchmark batch scoring: stages/predict.py end to end against the in-process ceiling, and its memory.
 
-Makes synthetic inputs by resampling the real listings (jittered area, 0.1% of rows without an
-area, so the reject path runs too) in a temporary directory, then reports in one run:
+Makes synthetic inputs by resampling the real listings (area jittered by up to 10% and rounded
+to 0.1 m², 0.1% of rows without an area, so the reject path runs too) in a temporary directory,
+then reports in one run:
 
 - the n_jobs crossover: predict time per batch size on one thread and on the trained n_jobs
   threads, the two ways ``rentprice.scoring.score`` calls ``predict_in_tree_order``;
@@ -17,7 +18,10 @@ area, so the reject path runs too) in a temporary directory, then reports in one
 - peak RSS of the script on ``--rows`` rows and, in one more Parquet run, on ``--memory-rows``
   rows (10 times as many by default): memory must not grow with the input.
 
-Exits 1 when a target is missed. Run from the repository root: ``make bench``.
+Resampled rows repeat (about 196,000 distinct rows in 1M), and sorted rows that repeat walk the
+trees fastest; ``--distinct`` keeps the area unrounded so that no two rows are alike, the hardest
+case for the tree-order walk. Exits 1 when a target is missed. Run from the repository root:
+``make bench``, or ``python bench/predict.py --distinct``.
 """
 
 from __future__ import annotations
@@ -77,35 +81,44 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--listings", type=Path, default=REPO_ROOT / "data" / "raw" / "listings.parquet")
     parser.add_argument("--repeats", type=int, default=2, help="script runs per format (the best counts)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="keep the jittered area unrounded, so no two rows are alike (the tree-order walk gains less)",
+    )
     args = parser.parse_args()
     args.memory_rows = args.memory_rows or 10 * args.rows
     return args
 
 
-def synthetic_chunks(listings: pd.DataFrame, rows: int, seed: int) -> Iterator[pd.DataFrame]:
-    """``rows`` listings resampled from the real ones with jittered area and an id, in chunks."""
+def synthetic_chunks(listings: pd.DataFrame, rows: int, seed: int, distinct: bool) -> Iterator[pd.DataFrame]:
+    """``rows`` listings resampled from the real ones with jittered area and an id, in chunks.
+
+    The area is rounded to 0.1 m², so rows repeat; ``distinct`` keeps it unrounded, so none do.
+    """
     rng = np.random.default_rng(seed)
     features = listings.drop(columns="rent")
     for start in range(0, rows, WRITE_ROWS):
         size = min(WRITE_ROWS, rows - start)
         chunk = features.iloc[rng.integers(0, len(features), size)].reset_index(drop=True)
-        area = (chunk["area"] * rng.uniform(0.9, 1.1, size)).round(1)
+        area = chunk["area"] * rng.uniform(0.9, 1.1, size)
+        area = area if distinct else area.round(1)
         chunk["area"] = area.where(rng.random(size) >= MISSING_AREA_SHARE)
         chunk.insert(0, "listing_id", np.arange(start, start + size))
         yield chunk
 
 
-def write_synthetic(listings: pd.DataFrame, rows: int, seed: int, path: Path) -> None:
+def write_synthetic(listings: pd.DataFrame, rows: int, seed: int, distinct: bool, path: Path) -> None:
     """Write the synthetic listings as Parquet or CSV, chunk by chunk."""
     if path.suffix == ".parquet":
         writer = None
-        for chunk in synthetic_chunks(listings, rows, seed):
+        for chunk in synthetic_chunks(listings, rows, seed, distinct):
             table = pa.Table.from_pandas(chunk, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table)
         writer.close()
     else:
-        for number, chunk in enumerate(synthetic_chunks(listings, rows, seed)):
+        for number, chunk in enumerate(synthetic_chunks(listings, rows, seed, distinct)):
             chunk.to_csv(path, mode="a" if number else "w", header=not number, index=False)
 
 
@@ -265,7 +278,7 @@ def main() -> int:
         sizes = [(1, one), *((args.rows, path) for path in inputs.values()), (args.memory_rows, large)]
         for rows, path in sizes:
             started = perf_counter()
-            write_synthetic(listings, rows, args.seed, path)
+            write_synthetic(listings, rows, args.seed, args.distinct, path)
             print(
                 f"wrote {path.name}: {path.stat().st_size / 2**20:.0f} MiB in {perf_counter() - started:.0f}s"
             )
