@@ -85,7 +85,7 @@ verify:
 	bash scripts/verify.sh
 
 .PHONY: bench
-## bench: batch scoring speed and peak memory on a synthetic 1M-row input (about 10 minutes; needs the model)
+## bench: batch scoring speed on synthetic 1M-row inputs, peak memory on 1M and 10M rows (about 6 minutes; needs the model)
 bench:
 	python bench/predict.py
 
