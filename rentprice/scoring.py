@@ -138,7 +138,7 @@ def score(model: Model, scorable: pd.DataFrame) -> np.ndarray:
         return np.empty(0)
     pipeline = pipeline_of(model)
     threads = 1 if len(scorable) < SERIAL_BELOW_ROWS else effective_n_jobs(forest_of(pipeline).n_jobs)
-    return np.round(predict_in_tree_order(pipeline, scorable[list(FEATURE_COLUMNS)], threads), PRICE_DECIMALS)
+    return np.round(predict_in_tree_order(pipeline, scorable[FEATURE_LABELS], threads), PRICE_DECIMALS)
 
 
 def predict_in_tree_order(pipeline: Pipeline, rows: pd.DataFrame, threads: int = 1) -> np.ndarray:
