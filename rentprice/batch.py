@@ -25,8 +25,8 @@ from rentprice.scoring import FIELD, PREDICTION, REASON, ROW, score, validate_li
 
 STDIN = "-"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-#: Rows per chunk: enough that the forest's per-call overhead is negligible, few enough that memory
-#: stays well under 1 GiB (bench/predict.py measures both).
+#: Rows per chunk: enough that per-call overhead is negligible and the tree walk finds many alike
+#: rows to group, few enough that memory stays well under 1 GiB (bench/predict.py measures both).
 CHUNK_ROWS = 100_000
 
 
@@ -131,7 +131,8 @@ def score_chunk(
     """Scored rows and rejects of one chunk (row numbers from ``first_row``) and its recovered counts."""
     result = validate_listings(table.select(list(FEATURE_COLUMNS)).to_pandas(), model, first_row)
     rows = result.scorable.index.to_numpy(dtype="int64")
-    kept = table.select(passthrough).take(rows - first_row)
+    passed = table.select(passthrough)
+    kept = passed.take(rows - first_row)
     scored = pa.Table.from_arrays(
         [pa.array(rows), *kept.columns, pa.array(score(model, result.scorable), pa.float64())],
         schema=schemas[0],
@@ -143,7 +144,7 @@ def score_chunk(
             pa.array(rejected_rows),
             pa.array(rejects[FIELD].to_numpy(dtype=object), pa.string()),
             pa.array(rejects[REASON].to_numpy(dtype=object), pa.string()),
-            *table.select(passthrough).take(rejected_rows - first_row).columns,
+            *passed.take(rejected_rows - first_row).columns,
         ],
         schema=schemas[1],
     )
