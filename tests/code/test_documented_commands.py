@@ -407,3 +407,46 @@ def test_valid_commands_and_paths_pass():
         "dvc exp run -S train.n_estimators=500 -S train.max_features=0.5",
     ]
     assert markdown_problems(GOOD_DOC, "good.md") == []
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def link_problems(doc: Path) -> list[str]:
+    """Relative markdown links of ``doc`` whose file (or heading anchor) does not exist."""
+    problems = []
+    for target in LINK.findall(doc.read_text(encoding="utf-8")):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.is_file():
+            problems.append(f"{doc.name}: link to {target}: no such file")
+        elif anchor and anchor not in heading_anchors(file):
+            problems.append(f"{doc.name}: link to {target}: no such heading")
+    return problems
+
+
+def heading_anchors(markdown: Path) -> set[str]:
+    """GitHub's anchors of a markdown file's headings: lower case, punctuation dropped, spaces as -."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", markdown.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("doc", doc_files(), ids=lambda path: path.relative_to(REPO_ROOT).as_posix())
+def test_every_relative_link_resolves(doc):
+    assert link_problems(doc) == []
+
+
+def test_a_broken_link_is_reported(tmp_path):
+    (tmp_path / "target.md").write_text("# A heading\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("[ok](target.md#a-heading) [web](https://x.org) [gone](nope.md) [bad](target.md#nope)\n")
+    assert link_problems(doc) == [
+        "doc.md: link to nope.md: no such file",
+        "doc.md: link to target.md#nope: no such heading",
+    ]
+
+
+def test_the_readme_stays_a_newcomers_page():
+    assert len((REPO_ROOT / "README.md").read_bytes()) <= 8 * 1024
