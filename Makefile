@@ -48,10 +48,18 @@ format:
 lock: $(VENV)/.installed
 	$(UV) pip compile --quiet --upgrade pyproject.toml --all-extras --python-version 3.11 --output-file requirements.lock
 
-.PHONY: notebook-strip
+.PHONY: notebook-strip notebook-check
+NOTEBOOKS ?= notebook/*.ipynb
+# nbstripout keeps the cell ids (so a new cell leaves the others' ids alone) and also drops the
+# kernel's language_info (Python version etc.), so a run on another interpreter diffs clean.
+NBSTRIPOUT := nbstripout --keep-id --extra-keys metadata.language_info
 ## notebook-strip: remove outputs from the notebooks (they are committed stripped; the tests check)
 notebook-strip:
-	python scripts/strip_notebook.py notebook/*.ipynb
+	$(NBSTRIPOUT) $(NOTEBOOKS)
+
+## notebook-check: fail if a notebook has outputs or execution records (changes nothing)
+notebook-check:
+	$(NBSTRIPOUT) --verify $(NOTEBOOKS)
 
 .PHONY: push pull release
 ## push: send data and models to the DVC remote (REMOTE=name for another than the default)
