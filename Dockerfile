@@ -9,9 +9,9 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends python3 \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 
-# A virtualenv with the service's runtime dependencies at the versions in requirements.lock. Only what
-# the service imports (rentprice/service and the rentprice modules it uses): dvc, dvclive, pyarrow and
-# the dev, s3 and report extras serve the pipeline, not the service. pip lives outside the
+# A virtualenv with the service's runtime dependencies at the versions in requirements.lock: the
+# package's core and `serve` extra (pyproject.toml), what the service imports; the pipeline, s3,
+# report and dev extras (dvc, pyarrow, sqlalchemy, ...) are not installed. pip lives outside the
 # virtualenv (--python), so neither pip nor setuptools reach the final image, and the test suites that
 # numpy, pandas, scipy and scikit-learn ship (about 100 MB, used only by their own test runners) go.
 FROM python AS build
@@ -19,12 +19,16 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends python3-venv \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/pip && python3 -m venv --without-pip /opt/venv
-COPY requirements.lock /tmp/requirements.lock
+# `.[serve]` is installed from pyproject.toml with empty package directories: the layer holds the
+# dependencies and rentprice's metadata only (the source is copied below), so a code change does
+# not download them again.
+COPY requirements.lock pyproject.toml /tmp/src/
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && mkdir -p /tmp/src/rentprice/service \
     && /opt/pip/bin/pip --python /opt/venv/bin/python install --no-cache-dir --no-input \
-        --disable-pip-version-check --only-binary=:all: --constraint /tmp/requirements.lock \
-        flask gunicorn joblib loguru numpy pandas pyyaml scikit-learn sqlalchemy \
+        --disable-pip-version-check --only-binary=:all: --constraint /tmp/src/requirements.lock \
+        "/tmp/src[serve]" \
     && cd /opt/venv/lib/python3.11/site-packages \
     && find numpy pandas scipy sklearn -depth -type d -name tests -exec rm -rf {} +
 

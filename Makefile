@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
-EXTRAS := dev,s3,serve,report
+EXTRAS := pipeline,serve,s3,report,dev
 # uv installs the ~180 pinned packages in seconds where pip takes minutes. It compiles their bytecode
 # at install time (--compile-bytecode): with PYTHONDONTWRITEBYTECODE set, as on CI, every dvc and
 # stage process would otherwise compile its imports from source, and the tests take twice as long.
@@ -48,10 +48,18 @@ format:
 lock: $(VENV)/.installed
 	$(UV) pip compile --quiet --upgrade pyproject.toml --all-extras --python-version 3.11 --output-file requirements.lock
 
-.PHONY: notebook-strip
+.PHONY: notebook-strip notebook-check
+NOTEBOOKS ?= notebook/*.ipynb
+# nbstripout keeps the cell ids (so a new cell leaves the others' ids alone) and also drops the
+# kernel's language_info (Python version etc.), so a run on another interpreter diffs clean.
+NBSTRIPOUT := nbstripout --keep-id --extra-keys metadata.language_info
 ## notebook-strip: remove outputs from the notebooks (they are committed stripped; the tests check)
 notebook-strip:
-	python scripts/strip_notebook.py notebook/*.ipynb
+	$(NBSTRIPOUT) $(NOTEBOOKS)
+
+## notebook-check: fail if a notebook has outputs or execution records (changes nothing)
+notebook-check:
+	$(NBSTRIPOUT) --verify $(NOTEBOOKS)
 
 .PHONY: push pull release
 ## push: send data and models to the DVC remote (REMOTE=name for another than the default)
@@ -80,9 +88,12 @@ BASE ?= main
 report:
 	python scripts/report.py --base $(BASE) --output report.md --images report_plots
 
-## verify: rebuild HEAD with `dvc repro -f` in a fresh clone; fail if dvc.lock or a tracked metric changes
+# The reproducibility check (also part of `make test`): a copy of the tracked files with an empty
+# DVC cache pulls the source and runs `dvc repro`; a second `dvc repro` must run nothing.
+VERIFY_TESTS := $(addprefix tests/integration/test_pipeline.py::,test_fresh_build_matches_the_committed_lock_and_metrics test_second_repro_does_nothing)
+## verify: rebuild the tracked files in a fresh copy; fail unless dvc.lock, metrics and plots come out byte for byte
 verify:
-	bash scripts/verify.sh
+	python -m pytest -p no:cacheprovider -q $(VERIFY_TESTS)
 
 .PHONY: bench
 ## bench: batch scoring speed on synthetic 1M-row inputs, peak memory on 1M and 10M rows (about 6 minutes; needs the model)

@@ -1,7 +1,8 @@
 """Write a pull-request report: params and metrics diff against a base revision, plots as PNG images.
 
-The plots are drawn offline with matplotlib from the data and titles `dvc plots diff --json` returns
-for the plots defined in dvc.yaml (its HTML output loads scripts from the internet).
+The plots are the very vega-lite specs `dvc plots diff --json` returns for the plots defined in
+dvc.yaml (data inlined), rendered offline by vl-convert; DVC's HTML output loads scripts from the
+internet, and so shows a blank page offline.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import vl_convert
 
 from rentprice.errors import RentpriceError
 from rentprice.io import atomic_path
 from rentprice.logs import run_stage, step
 
 WORKSPACE = "workspace"
+#: Pixels per vega-lite pixel in the PNG images: 2 stays sharp on high-density screens.
+SCALE = 2
+VEGALITE_SCHEMA = re.compile(r"/schema/vega-lite/v(\d+)[.\w]*\.json$")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,58 +93,40 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "plot"
 
 
-def revision_colors(spec: dict[str, Any]) -> dict[str, str]:
-    """The colour DVC assigns to each revision in a vega-lite spec."""
-    scale = spec.get("encoding", {}).get("color", {}).get("scale", {})
-    return dict(zip(scale.get("domain", []), scale.get("range", []), strict=False))
+def vegalite_version(spec: dict[str, Any]) -> str | None:
+    """The newest Vega-Lite library in vl-convert of the major version the spec's ``$schema`` names.
+
+    DVC's templates declare ``https://vega.github.io/schema/vega-lite/v5.json``; vl-convert bundles
+    5.x and 6.x libraries and would otherwise pick its newest. None (vl-convert's default) for a
+    spec without a ``$schema``; RentpriceError when vl-convert bundles none of that major version.
+    """
+    match = VEGALITE_SCHEMA.search(spec.get("$schema", ""))
+    if not match:
+        return None
+    bundled = vl_convert.get_vegalite_versions()
+    same_major = [version for version in bundled if version.split(".")[0] == match.group(1)]
+    if not same_major:
+        raise RentpriceError(f"vl-convert bundles no Vega-Lite v{match.group(1)}, only {', '.join(bundled)}")
+    return max(same_major, key=lambda version: tuple(map(int, version.split("."))))
 
 
-def bar_order(values: list[dict[str, Any]], x: str, y: str, first_revision: str) -> list[str]:
-    """Bar categories bottom to top: ascending by the first revision's value, so the largest is on top."""
-    first = {row[y]: row[x] for row in values if row["rev"] == first_revision}
-    return sorted({row[y] for row in values}, key=lambda category: (first.get(category, 0), category))
+def render_plot(spec: dict[str, Any], path: Path) -> None:
+    """Render a vega-lite spec, as `dvc plots diff --json` returns it, to a PNG file at twice its size.
 
-
-def render_plot(spec: dict[str, Any], revisions: list[str], path: Path) -> None:
-    """Draw one DVC vega-lite plot (scatter or bar) with one colour per revision into a PNG file."""
-    encoding = spec["encoding"]
-    x, y = encoding["x"], encoding["y"]
-    values = spec["data"]["values"]
-    colors = revision_colors(spec)
-    is_bar = spec["mark"]["type"] == "bar"
-    categories = bar_order(values, x["field"], y["field"], revisions[0]) if is_bar else []
-    height = max(4.0, 0.18 * len(categories) * len(revisions)) if is_bar else 5.0
-    width = 0.8 / len(revisions)  # of one bar; a category's bars share 0.8 of its row
-    figure = Figure(figsize=(7, height))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    for offset, revision in enumerate(revisions):
-        rows = [row for row in values if row["rev"] == revision]
-        if is_bar:
-            lookup = {row[y["field"]]: row[x["field"]] for row in rows}
-            positions = [index + offset * width for index in range(len(categories))]
-            lengths = [lookup.get(category, 0) for category in categories]
-            axes.barh(positions, lengths, height=width, label=revision, color=colors.get(revision))
-        else:
-            axes.scatter(
-                [row[x["field"]] for row in rows],
-                [row[y["field"]] for row in rows],
-                s=12,
-                alpha=0.6,
-                label=revision,
-                color=colors.get(revision),
-            )
-    if is_bar:
-        axes.set_yticks([index + (len(revisions) - 1) * width / 2 for index in range(len(categories))])
-        axes.set_yticklabels(categories)
-    title = spec.get("title") or path.stem
-    axes.set_title(title["text"] if isinstance(title, dict) else title)
-    axes.set_xlabel(x.get("title", x["field"]))
-    axes.set_ylabel(y.get("title", y["field"]))
-    axes.legend()
-    figure.tight_layout()
+    No network access is allowed (``allowed_base_urls=[]``): DVC inlines the data, and vl-convert
+    ships its fonts, so a spec that would load anything from elsewhere is a RentpriceError.
+    """
+    try:
+        png = vl_convert.vegalite_to_png(
+            spec, vl_version=vegalite_version(spec), scale=SCALE, allowed_base_urls=[]
+        )
+    except ValueError as error:
+        # vl-convert's message is a header, the JavaScript error and its stack: keep the first two.
+        lines = [line.strip() for line in str(error).splitlines() if not line.strip().startswith("at ")]
+        reason = " ".join(line for line in lines if line)
+        raise RentpriceError(f"{path.name}: vl-convert cannot render the plot: {reason}") from error
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+        temporary.write_bytes(png)
 
 
 def plots_section(plots: dict[str, Any], images: Path, link_base: Path) -> str:
@@ -152,7 +137,7 @@ def plots_section(plots: dict[str, Any], images: Path, link_base: Path) -> str:
             if render.get("type") != "vega":
                 continue
             path = images / f"{slug(title)}.png"
-            render_plot(render["content"], render["revisions"], path)
+            render_plot(render["content"], path)
             lines.append(f"![{title}]({Path(os.path.relpath(path, link_base)).as_posix()})")
     return "\n\n".join(lines) if lines else "No plots found."
 

@@ -2,19 +2,24 @@
 
 ``dvc exp run --run-all`` exits 0 even when a queued experiment fails, and queued runs see only
 the committed files; this wrapper refuses a dirty tree, checks every experiment's state in
-``dvc exp show --json`` afterwards and prints the log of each failed one (``dvc queue logs``).
+``dvc.api.exp_show()`` afterwards and prints the log of each failed one (``dvc queue logs``).
+
+Experiments are read with ``dvc.api.exp_show()``, DVC's public Python API (one flat record per
+experiment). Queueing, running the queue and reading a run's log stay CLI calls (``dvc exp run
+--queue``, ``dvc exp run --run-all``, ``dvc queue logs``): ``dvc.api`` has no public function for
+them (only ``exp_save`` and ``exp_show``), and ``dvc.repo`` is DVC's internal API.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dvc.api import exp_show
+from dvc.exceptions import DvcException
 from loguru import logger
 
 from rentprice.errors import RentpriceError
@@ -24,7 +29,8 @@ METRICS_FILE = "metrics/eval/metrics.json"
 METRIC_COLUMNS = ("mae", "r2", "mape", "baseline_mae")
 RANK_BY = "mae"
 DEFAULT_PARAMS_FILE = "params.yaml"
-QUEUED = re.compile(r"Queued experiment '([^']+)'")
+#: `State` of an experiment in exp_show that has not finished.
+PENDING = {"queued", "running"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,41 +73,61 @@ def grid_keys(grid: Iterable[str]) -> list[str]:
     return [axis.split("=", 1)[0].strip() for axis in grid]
 
 
-def queued_names(output: str) -> list[str]:
-    """Names of the experiments `dvc exp run --queue` reports as queued."""
-    return QUEUED.findall(output)
+def column(record: dict[str, Any], key: str, default_file: str) -> Any:
+    """A ``[file:]name`` value of an exp_show record, whose columns carry the file only where two clash.
+
+    ``dvc.api.exp_show()`` names a column ``name`` (``mae``, ``train.n_estimators``) when one file
+    has it, and ``file:name`` when several do.
+    """
+    path, _, name = key.rpartition(":")
+    return record.get(f"{path or default_file}:{name}", record.get(name))
 
 
-def param_value(params: dict[str, Any], key: str) -> Any:
-    """The value of ``[file:]dotted.key`` in the params section of `dvc exp show --json`."""
-    path, _, dotted = key.rpartition(":")
-    value: Any = (params.get(path or DEFAULT_PARAMS_FILE) or {}).get("data", {})
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+def experiment_records() -> list[dict[str, Any]]:
+    """``dvc.api.exp_show()``: one record per experiment of HEAD; a DVC error becomes one line."""
+    try:
+        return exp_show()
+    except DvcException as error:
+        raise RentpriceError(f"dvc.api.exp_show(): {error}") from error
 
 
-def experiments(show: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each named experiment in `dvc exp show --json` output: state, params and test metrics."""
-    found = {}
-    for commit in show:
-        for experiment in commit.get("experiments") or []:
-            revision = experiment["revs"][0]
-            data = revision.get("data") or {}
-            executor = experiment.get("executor") or {}
-            state = executor.get("state") or ("failed" if revision.get("error") else "success")
-            found[experiment["name"]] = {
-                "state": state,
-                "params": data.get("params") or {},
-                "metrics": ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {},
-            }
-    return found
+def experiments(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each named experiment in ``dvc.api.exp_show()`` records, by name: its state and its record.
+
+    The state is exp_show's ``State`` in lower case (``queued``, ``running``, ``success``,
+    ``failed``); ``unknown`` when exp_show gives none, which the sweep counts as a failure.
+    A failed experiment's record shows its baseline's metrics, so only successful ones are ranked.
+    """
+    return {
+        record["Experiment"]: {"state": (record.get("State") or "unknown").lower(), "record": record}
+        for record in records
+        if record.get("Experiment")
+    }
+
+
+def metric(record: dict[str, Any], name: str) -> float | None:
+    """A test metric of an exp_show record (None where the experiment has none)."""
+    return column(record, name, METRICS_FILE)
+
+
+def cell(value: Any) -> str:
+    """A table cell: exp_show gives every number as a float, so ``10.0`` trees print as ``10``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def ranking(results: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """Successful experiments ordered by test MAE (best first); ties broken by name."""
     done = [(name, result) for name, result in results.items() if result["state"] == "success"]
-    return sorted(done, key=lambda item: (item[1]["metrics"].get(RANK_BY, float("inf")), item[0]))
+
+    def key(item: tuple[str, dict[str, Any]]) -> tuple[float, str]:
+        value = metric(item[1]["record"], RANK_BY)
+        return (float("inf") if value is None else value, item[0])
+
+    return sorted(done, key=key)
 
 
 def ranking_markdown(ranked: list[tuple[str, dict[str, Any]]], keys: Sequence[str]) -> str:
@@ -112,8 +138,8 @@ def ranking_markdown(ranked: list[tuple[str, dict[str, Any]]], keys: Sequence[st
         cells = [
             str(rank),
             name,
-            *(str(param_value(result["params"], key)) for key in keys),
-            *(str(result["metrics"].get(column, "-")) for column in METRIC_COLUMNS),
+            *(cell(column(result["record"], key, DEFAULT_PARAMS_FILE)) for key in keys),
+            *(cell(metric(result["record"], name)) for name in METRIC_COLUMNS),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -127,8 +153,11 @@ def apply_hint(best: str) -> str:
     )
 
 
-def refuse_to_start() -> None:
-    """Fail before queueing anything if the run would miss changes or run someone else's queue."""
+def refuse_to_start() -> set[str]:
+    """Fail before queueing anything if the run would miss changes or run someone else's queue.
+
+    Returns the names of the experiments that exist already.
+    """
     changes = uncommitted_changes()
     if changes:
         listed = "; ".join(line.strip() for line in changes[:10]) + ("; ..." if len(changes) > 10 else "")
@@ -136,24 +165,27 @@ def refuse_to_start() -> None:
             f"the working tree has uncommitted or untracked changes that queued experiments would not see "
             f"({listed}): commit them or move them away first"
         )
-    pending = [
-        name
-        for name, result in experiments(json.loads(checked(dvc("exp", "show", "--json")))).items()
-        if result["state"] in {"queued", "running"}
-    ]
+    existing = experiments(experiment_records())
+    pending = [name for name, result in existing.items() if result["state"] in PENDING]
     if pending:
         raise RentpriceError(
             f"experiment(s) already queued or running: {', '.join(sorted(pending))}; run them with "
             "`dvc exp run --run-all` or drop them with `dvc queue remove --queued` first"
         )
+    return set(existing)
 
 
 def sweep(args: argparse.Namespace) -> None:
     """Queue the grid, run it, check every experiment and print the ranking."""
-    refuse_to_start()
+    existing = refuse_to_start()
     with step("queue grid") as facts:
         grid_args = [item for axis in args.grid for item in ("-S", axis)]
-        names = queued_names(checked(dvc("exp", "run", "--queue", *grid_args)))
+        checked(dvc("exp", "run", "--queue", *grid_args))
+        names = sorted(
+            name
+            for name, result in experiments(experiment_records()).items()
+            if result["state"] == "queued" and name not in existing
+        )
         if not names:
             raise RentpriceError("`dvc exp run --queue` queued no experiment")
         facts.update(experiments=len(names), names=",".join(names))
@@ -161,8 +193,8 @@ def sweep(args: argparse.Namespace) -> None:
         run = subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)], check=False)
         facts.update(jobs=args.jobs, exit_code=run.returncode)
     with step("collect results") as facts:
-        shown = experiments(json.loads(checked(dvc("exp", "show", "--json"))))
-        results = {name: shown.get(name, {"state": "missing", "params": {}, "metrics": {}}) for name in names}
+        found = experiments(experiment_records())
+        results = {name: found.get(name, {"state": "missing", "record": {}}) for name in names}
         failed = [name for name, result in results.items() if result["state"] != "success"]
         facts.update(succeeded=len(names) - len(failed), failed=len(failed))
     for name in failed:

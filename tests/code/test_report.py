@@ -1,43 +1,74 @@
-"""The report helpers: empty-diff sentences, changed metrics and the offline plot rendering."""
+"""The report helpers: empty-diff sentences, changed metrics and offline plot rendering (vl-convert)."""
 
+import json
+import re
 import subprocess
 
+import numpy as np
+import pytest
+import vl_convert
+import yaml
+from dvc_render.vega_templates import Template, get_template
+from PIL import Image
+
+from rentprice.errors import RentpriceError
 from tests.code.scripts_support import load_script
-from tests.conftest import tool_env
+from tests.conftest import REPO_ROOT, run, tool_env
 
 report = load_script("report")
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PREDICTED_VS_ACTUAL = "Predicted vs actual rent"
+REVISIONS = ["workspace", "main"]
+COLORS = {"field": "rev", "scale": {"domain": REVISIONS, "range": ["#945dd6", "#13adc7"]}}
 
 
-def vega(mark, x, y, values, revisions=("workspace", "main")):
-    return {
-        "title": {"text": "A plot", "anchor": "middle"},
-        "data": {"values": values},
-        "mark": {"type": mark},
-        "encoding": {
-            "x": {"field": x, "type": "quantitative", "title": f"{x} label"},
-            "y": {"field": y, "type": "nominal" if mark == "bar" else "quantitative"},
-            "color": {"field": "rev", "scale": {"domain": list(revisions), "range": ["#945dd6", "#13adc7"]}},
-        },
+def dvc_plot(title: str) -> dict:
+    """The definition of a top-level plot in dvc.yaml."""
+    plots = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["plots"]
+    return next(plot[title] for plot in plots if title in plot)
+
+
+def template(name: str) -> Template:
+    """A DVC plot template: the project's own in .dvc/plots, else one of DVC's built-in ones."""
+    return get_template(name, str(REPO_ROOT / ".dvc" / "plots"))
+
+
+def filled(name: str, values: list[dict], x: str, y: str) -> dict:
+    """A template with its anchors filled as `dvc plots diff --json` fills them for two revisions."""
+    spec = template(name)
+    anchors = {
+        "data": values,
+        "title": "A plot",
+        "plot_width": 300,
+        "plot_height": 300,
+        "x": x,
+        "y": y,
+        "x_label": f"{x} label",
+        "y_label": f"{y} label",
+        "zoom_and_pan": {"name": "grid", "select": "interval", "bind": "scales"},
+        "color": COLORS,
+        "shape": {},
+        "column": {},
+        "tooltip": [{"field": "rev"}, {"field": x}, {"field": y}],
     }
+    for anchor, value in anchors.items():
+        spec.fill_anchor(anchor, value)
+    return spec.content
 
 
-SCATTER = vega(
-    "point",
-    "actual",
-    "predicted",
+SCATTER = filled(
+    dvc_plot(PREDICTED_VS_ACTUAL)["template"],
     [
         {"actual": 1000.0, "predicted": 1100.0, "rev": "workspace"},
         {"actual": 2000.0, "predicted": 1900.0, "rev": "workspace"},
         {"actual": 1000.0, "predicted": 1200.0, "rev": "main"},
         {"actual": 2000.0, "predicted": 1800.0, "rev": "main"},
     ],
+    "actual",
+    "predicted",
 )
-BARS = vega(
-    "bar",
-    "importance",
-    "feature",
+BARS = filled(
+    "bar_horizontal_sorted",
     [
         {"feature": "rooms", "importance": 0.2, "rev": "workspace"},
         {"feature": "area", "importance": 0.7, "rev": "workspace"},
@@ -45,7 +76,47 @@ BARS = vega(
         {"feature": "area", "importance": 0.5, "rev": "main"},
         {"feature": "rooms", "importance": 0.5, "rev": "main"},
     ],
+    "importance",
+    "feature",
 )
+
+
+def identity_layers(spec: dict) -> list[dict]:
+    """Layers that draw y = x: a line whose y encodes the plot's x field, with no colour per revision."""
+    x = spec["encoding"]["x"]["field"]
+    return [
+        layer
+        for layer in spec.get("layer", [])
+        if layer["mark"]["type"] == "line"
+        and layer["encoding"]["y"]["field"] == x
+        and "color" not in layer["encoding"]
+    ]
+
+
+def marks(scenegraph: dict, marktype: str) -> list[dict]:
+    """The drawn items of every mark of a type (role "mark": data, not axes or legends) in a scenegraph."""
+    found = []
+
+    def visit(node: dict) -> None:
+        if node.get("marktype") == marktype and node.get("role") == "mark":
+            found.extend(node.get("items", []))
+        for item in node.get("items", []):
+            visit(item)
+
+    visit(scenegraph["scenegraph"])
+    return found
+
+
+def check_image(path, spec: dict) -> None:
+    """The PNG is the whole chart at SCALE and not blank: the data marks and legend are coloured."""
+    svg_size = re.search(r'width="(\d+)" height="(\d+)"', vl_convert.vegalite_to_svg(spec))
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == tuple(report.SCALE * int(side) for side in svg_size.groups())
+        pixels = np.asarray(image.convert("RGB"), dtype=int)
+    # Axes, grid and text are grey; only marks and the legend have colour (channel spread > 60).
+    coloured = int(((pixels.max(axis=2) - pixels.min(axis=2)) > 60).sum())
+    assert coloured > 200, f"{path.name}: {coloured} coloured pixels, the plot is blank"
 
 
 def test_changed_metrics_ignores_unchanged_values():
@@ -82,16 +153,41 @@ def test_slug_makes_file_names_from_titles():
     assert report.slug("€€") == "plot"
 
 
-def test_bar_order_puts_the_first_revisions_largest_value_on_top():
-    order = report.bar_order(BARS["data"]["values"], "importance", "feature", "workspace")
-    assert order == ["garden_m2", "rooms", "area"]
+def test_predicted_vs_actual_draws_the_identity_line():
+    plot = dvc_plot(PREDICTED_VS_ACTUAL)
+    assert (plot["x"], list(plot["y"].values())) == ("actual", ["predicted"])
+    assert len(identity_layers(SCATTER)) == 1
+    drawn = vl_convert.vegalite_to_scenegraph(SCATTER, vl_version=report.vegalite_version(SCATTER))
+    assert len(marks(drawn, "symbol")) == len(SCATTER["data"]["values"])
+    # Both axes span 0-2000 on a 300-pixel square here, so y = x is the diagonal: x + y = 300 pixels.
+    line = marks(drawn, "line")
+    assert line and all(point["x"] + point["y"] == pytest.approx(300) for point in line), line
 
 
-def test_render_plot_writes_png_images(tmp_path):
+def test_render_plot_writes_the_whole_chart_offline(tmp_path):
     for name, spec in {"scatter": SCATTER, "bars": BARS}.items():
         path = tmp_path / f"{name}.png"
-        report.render_plot(spec, ["workspace", "main"], path)
-        assert path.read_bytes().startswith(PNG_MAGIC), name
+        report.render_plot(spec, path)
+        check_image(path, spec)
+
+
+def test_render_plot_refuses_remote_data_in_one_line(tmp_path):
+    spec = {**BARS, "data": {"url": "https://example.com/importance.csv"}}
+    with pytest.raises(
+        RentpriceError,
+        match=r"^remote\.png: vl-convert cannot render the plot: .*External data url not allowed: https://example\.com/importance\.csv$",
+    ):
+        report.render_plot(spec, tmp_path / "remote.png")
+    assert not (tmp_path / "remote.png").exists()
+
+
+def test_vegalite_version_follows_the_specs_schema():
+    bundled = vl_convert.get_vegalite_versions()
+    assert report.vegalite_version(SCATTER).split(".")[0] == "5"
+    assert report.vegalite_version(SCATTER) in bundled
+    assert report.vegalite_version({"mark": "point"}) is None
+    with pytest.raises(RentpriceError, match="bundles no Vega-Lite v1,"):
+        report.vegalite_version({"$schema": "https://vega.github.io/schema/vega-lite/v1.json"})
 
 
 def test_plots_section_embeds_every_vega_plot_with_relative_links(tmp_path):
@@ -127,3 +223,14 @@ def test_unknown_base_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys)
     assert "--base no-such-branch: not a commit in this repository" in error
     assert "Traceback" not in error
     assert not (tmp_path / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_the_specs_dvc_returns_render_with_the_identity_line(tmp_path):
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], REPO_ROOT).stdout)["data"]
+    assert len(identity_layers(shown[PREDICTED_VS_ACTUAL][0]["content"])) == 1
+    markdown = report.plots_section({"data": shown}, tmp_path / "plots", tmp_path)
+    links = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", markdown)
+    assert len(links) == len(shown) == 3
+    for title, (render,) in shown.items():
+        check_image(tmp_path / "plots" / f"{report.slug(title)}.png", render["content"])

@@ -1,4 +1,4 @@
-"""The sweep helpers: grid parsing, reading `dvc exp show --json`, ranking and the dirty-tree refusal."""
+"""The sweep helpers: grid parsing, reading `dvc.api.exp_show()` records, ranking and failure handling."""
 
 import subprocess
 
@@ -11,30 +11,22 @@ from tests.conftest import tool_env
 sweep = load_script("sweep")
 
 
-def experiment(name, state, mae=None, n_estimators=100, error=None, executor=True):
-    metrics = {} if mae is None else {"metrics/eval/metrics.json": {"data": {"mae": mae, "r2": 0.6}}}
+def record(name, state, mae=None, n_estimators=100.0, **columns):
+    """One experiment as `dvc.api.exp_show()` gives it: flat columns, numbers as floats."""
     return {
-        "name": name,
-        "executor": {"state": state, "name": "dvc-task"} if executor else None,
-        "revs": [
-            {
-                "rev": "0" * 40,
-                "name": name,
-                "error": error,
-                "data": {
-                    "params": {"params.yaml": {"data": {"train": {"n_estimators": n_estimators}}}},
-                    "metrics": metrics,
-                },
-            }
-        ],
+        "Experiment": name,
+        "rev": "0123abc",
+        "typ": "branch_commit",
+        "State": state,
+        "Executor": "Dvc-task" if state in {"Queued", "Running", "Success"} else None,
+        "mae": mae,
+        "r2": None if mae is None else 0.6,
+        "train.n_estimators": n_estimators,
+        **columns,
     }
 
 
-def show(*experiments):
-    return [
-        {"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None},
-        {"rev": "a" * 40, "name": "main", "data": {}, "error": None, "experiments": list(experiments)},
-    ]
+BASELINE = {"Experiment": None, "rev": "workspace", "typ": "baseline", "State": None, "mae": 252.9}
 
 
 def test_grid_keys_are_the_params_of_each_axis():
@@ -42,61 +34,63 @@ def test_grid_keys_are_the_params_of_each_axis():
     assert sweep.grid_keys(grid) == ["train.n_estimators", "params.yaml:train.max_features"]
 
 
-def test_queued_names_are_read_from_dvc_output():
-    output = (
-        "Queueing with overrides '{'params.yaml': ['train.n_estimators=10']}'.\n"
-        "Queued experiment 'caped-daks' for future execution.\n"
-        "Queueing with overrides '{'params.yaml': ['train.n_estimators=20']}'.\n"
-        "Queued experiment 'boned-doit' for future execution.\n"
-    )
-    assert sweep.queued_names(output) == ["caped-daks", "boned-doit"]
+def test_column_finds_plain_and_file_qualified_names():
+    clash = {"params.yaml:train.seed": 1.0, "other.yaml:train.seed": 2.0, "train.n_estimators": 300.0}
+    assert sweep.column(clash, "train.n_estimators", "params.yaml") == 300.0
+    assert sweep.column(clash, "params.yaml:train.n_estimators", "params.yaml") == 300.0
+    assert sweep.column(clash, "train.seed", "params.yaml") == 1.0
+    assert sweep.column(clash, "other.yaml:train.seed", "params.yaml") == 2.0
+    assert sweep.column(clash, "train.missing", "params.yaml") is None
+    metrics = {"metrics/eval/metrics.json:mae": 250.0, "metrics/other.json:mae": 1.0}
+    assert sweep.metric(metrics, "mae") == 250.0
 
 
-def test_param_value_follows_dotted_keys_and_files():
-    params = {
-        "params.yaml": {"data": {"train": {"n_estimators": 300, "features": {"garden": True}}}},
-        "other.yaml": {"data": {"alpha": 0.5}},
-    }
-    assert sweep.param_value(params, "train.n_estimators") == 300
-    assert sweep.param_value(params, "train.features.garden") is True
-    assert sweep.param_value(params, "other.yaml:alpha") == 0.5
-    assert sweep.param_value(params, "train.missing.deeper") is None
-
-
-def test_experiments_reads_state_and_test_metrics():
+def test_experiments_reads_the_state_of_named_records_only():
     found = sweep.experiments(
-        show(
-            experiment("good", "success", mae=250.0),
-            experiment("bad", "failed", mae=252.9, error={"msg": "Experiment run failed"}),
-            experiment("old-bad", None, executor=False, error={"msg": "Experiment run failed"}),
-            experiment("old-good", None, mae=260.0, executor=False),
-        )
+        [
+            BASELINE,
+            record("good", "Success", mae=250.0),
+            record("bad", "Failed", mae=252.9),
+            record("waiting", "Queued"),
+            record("old", None, mae=260.0),
+        ]
     )
     assert {name: result["state"] for name, result in found.items()} == {
         "good": "success",
         "bad": "failed",
-        "old-bad": "failed",
-        "old-good": "success",
+        "waiting": "queued",
+        "old": "unknown",
     }
-    assert found["good"]["metrics"]["mae"] == 250.0
+    assert sweep.metric(found["good"]["record"], "mae") == 250.0
 
 
 def test_ranking_orders_successful_experiments_by_mae_and_drops_failed_ones():
     results = sweep.experiments(
-        show(
-            experiment("slow", "success", mae=260.0, n_estimators=300),
-            experiment("failed", "failed", mae=100.0),
-            experiment("fast", "success", mae=250.0, n_estimators=100),
-            experiment("no-metrics", "success"),
-        )
+        [
+            record("slow", "Success", mae=260.0, n_estimators=300.0),
+            record("failed", "Failed", mae=100.0),
+            record("fast", "Success", mae=250.0, n_estimators=100.0),
+            record("perfect", "Success", mae=0.0, n_estimators=50.0),
+            record("no-metrics", "Success"),
+        ]
     )
     ranked = sweep.ranking(results)
-    assert [name for name, _ in ranked] == ["fast", "slow", "no-metrics"]
+    assert [name for name, _ in ranked] == ["perfect", "fast", "slow", "no-metrics"]
     table = sweep.ranking_markdown(ranked, ["train.n_estimators"]).splitlines()
     assert table[0] == "| rank | experiment | train.n_estimators | mae | r2 | mape | baseline_mae |"
-    assert table[2] == "| 1 | fast | 100 | 250.0 | 0.6 | - | - |"
-    assert table[3].startswith("| 2 | slow | 300 | 260.0 |")
-    assert "dvc exp apply fast" in sweep.apply_hint("fast")
+    assert table[3] == "| 2 | fast | 100 | 250 | 0.6 | - | - |"
+    assert table[4].startswith("| 3 | slow | 300 | 260 |")
+    assert "dvc exp apply perfect" in sweep.apply_hint("perfect")
+
+
+def test_cell_prints_whole_floats_as_integers():
+    assert [sweep.cell(value) for value in (10.0, 0.33, None, "True", 252.8816)] == [
+        "10",
+        "0.33",
+        "-",
+        "True",
+        "252.8816",
+    ]
 
 
 def test_sweep_refuses_a_tree_with_changes_queued_runs_would_miss(tmp_path, monkeypatch):
@@ -107,3 +101,54 @@ def test_sweep_refuses_a_tree_with_changes_queued_runs_would_miss(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RentpriceError, match=r"would not see \(\?\? new_feature\.py\)"):
         sweep.refuse_to_start()
+
+
+def fake_dvc(monkeypatch, *exp_shows):
+    """Replace the dvc calls: exp_show answers ``exp_shows`` in turn; every command exits 0."""
+    answers = iter(exp_shows)
+    commands = []
+
+    def command(args, **_):
+        commands.append(list(args))
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(sweep, "uncommitted_changes", list)
+    monkeypatch.setattr(sweep, "exp_show", lambda: next(answers))
+    monkeypatch.setattr(sweep.subprocess, "run", command)
+    return commands
+
+
+def test_a_failed_run_fails_the_sweep_although_dvc_exits_0(monkeypatch, capsys):
+    old = record("old-failure", "Failed", mae=1.0)
+    commands = fake_dvc(
+        monkeypatch,
+        [BASELINE, old],
+        [BASELINE, old, record("b-exp", "Queued"), record("a-exp", "Queued")],
+        [BASELINE, old, record("b-exp", "Failed", mae=252.9), record("a-exp", "Success", mae=250.0)],
+    )
+    assert sweep.main(["-S", "train.n_estimators=10,20", "--jobs", "2"]) == 2
+    assert ["dvc", "exp", "run", "--run-all", "--jobs", "2"] in commands
+    assert ["dvc", "queue", "logs", "b-exp"] in commands
+    output = capsys.readouterr()
+    assert "1 of 2 experiment(s) failed: b-exp" in output.err
+    assert "old-failure" not in output.err
+    assert [line for line in output.out.splitlines() if line.startswith("| 1 ")] == [
+        "| 1 | a-exp | 100 | 250 | 0.6 | - | - |"
+    ]
+
+
+def test_a_sweep_whose_runs_all_succeed_exits_0(monkeypatch, capsys):
+    fake_dvc(
+        monkeypatch,
+        [BASELINE],
+        [BASELINE, record("a-exp", "Queued")],
+        [BASELINE, record("a-exp", "Success", mae=250.0)],
+    )
+    assert sweep.main(["-S", "train.n_estimators=10"]) == 0
+    assert "Best by test mae: a-exp." in capsys.readouterr().out
+
+
+def test_a_sweep_refuses_to_run_someone_elses_queue(monkeypatch):
+    commands = fake_dvc(monkeypatch, [BASELINE, record("theirs", "Queued")])
+    assert sweep.main(["-S", "train.n_estimators=10"]) == 2
+    assert commands == []

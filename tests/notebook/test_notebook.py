@@ -15,10 +15,9 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, tool_env
 
 NOTEBOOK = REPO_ROOT / "notebook" / "model_baseline.ipynb"
-STRIP = REPO_ROOT / "scripts" / "strip_notebook.py"
 
 RECORD_FIGURES = """
 import matplotlib.pyplot as _plt
@@ -52,9 +51,15 @@ NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 CODE = re.compile(r"```.*?```|`[^`]*`", re.DOTALL)
 
 
-def strip_tool(*args) -> subprocess.CompletedProcess:
+def make(target: str, notebook) -> subprocess.CompletedProcess:
+    """`make notebook-strip` or `make notebook-check` (nbstripout) on one notebook."""
     return subprocess.run(
-        [sys.executable, str(STRIP), *map(str, args)], capture_output=True, text=True, check=False
+        ["make", "-s", target, f"NOTEBOOKS={notebook}"],
+        cwd=REPO_ROOT,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -87,7 +92,8 @@ def test_committed_notebook_is_stripped():
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code), (
         "run `make notebook-strip` before committing the notebook"
     )
-    assert strip_tool("--check", NOTEBOOK).returncode == 0
+    check = make("notebook-check", NOTEBOOK)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_strip_removes_outputs_and_check_reports_them(tmp_path):
@@ -95,17 +101,23 @@ def test_strip_removes_outputs_and_check_reports_them(tmp_path):
     notebook.cells[1].outputs = [new_output("stream", name="stdout", text="1\n")]
     notebook.cells[1].execution_count = 1
     notebook.cells[1].metadata["execution"] = {"iopub.status.idle": "2024-01-01T00:00:00Z"}
+    notebook.metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+    ids = [cell.id for cell in notebook.cells]
     path = tmp_path / "executed.ipynb"
     nbformat.write(notebook, path)
 
-    check = strip_tool("--check", path)
-    assert check.returncode == 1
-    assert "executed.ipynb: has outputs" in check.stdout
-    assert strip_tool(path).returncode == 0
+    check = make("notebook-check", path)
+    assert check.returncode != 0
+    assert f"would have stripped {path}" in check.stdout
+    assert nbformat.read(path, as_version=4) == notebook, "the check changed the notebook"
+    assert make("notebook-strip", path).returncode == 0
 
-    cell = nbformat.read(path, as_version=4).cells[1]
+    stripped = nbformat.read(path, as_version=4)
+    cell = stripped.cells[1]
     assert (cell.outputs, cell.execution_count, dict(cell.metadata)) == ([], None, {})
-    assert strip_tool("--check", path).returncode == 0
+    assert "language_info" not in stripped.metadata
+    assert [cell.id for cell in stripped.cells] == ids
+    assert make("notebook-check", path).returncode == 0
 
 
 def test_unbacked_numbers_finds_a_hard_coded_claim():
