@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rentprice.io import TEMP_DIR, file_md5
-from tests.conftest import tool_env
+from tests.conftest import run, tool_env
 from tests.integration.params_support import get_param, set_params
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,8 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
     repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
     model = file_md5(repo / MODEL)
     # more trees than committed: a new model that takes long enough to interrupt
-    set_params(repo, {"train.n_estimators": 4 * get_param(repo, "train.n_estimators") + 1})
+    committed = get_param(repo, "train.n_estimators")
+    set_params(repo, {"train.n_estimators": 4 * committed + 1})
     with open(tmp_path / "dvc.log", "w") as log:
         dvc = subprocess.Popen(
             ["dvc", "repro", "train"],
@@ -94,3 +95,5 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
     assert file_md5(repo / MODEL) == model, "the stage went on and wrote a model"
     assert not (repo / TEMP_DIR).exists() or list((repo / TEMP_DIR).iterdir()) == []
     assert list(repo.glob("models/.*.tmp")) == []
+    set_params(repo, {"train.n_estimators": committed})  # DVC's locks are free again: nothing to rerun
+    assert "Data and pipelines are up to date." in run(["dvc", "repro"], repo).stdout
