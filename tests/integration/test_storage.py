@@ -94,7 +94,7 @@ def test_round_trip_through_s3(pushed, s3, tmp_path):
         ["dvc", "remote", "modify", "--local", "mine", "secret_access_key", DUMMY_KEYS["secret_access_key"]],
     ]:
         run(command, fresh)
-    assert "mine" not in (fresh / ".dvc/config").read_text()
+    assert 'remote "mine"' not in (fresh / ".dvc/config").read_text()
     run(["make", "pull"], fresh)
     assert md5s(fresh) == md5s(repo)
     assert_up_to_date(fresh)
