@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import sys
 import threading
@@ -40,13 +39,11 @@ def step(name: str) -> Iterator[dict[str, Any]]:
 
 
 @contextmanager
-def stopping_with_parent() -> Iterator[None]:
-    """Within the block, stop cleanly on SIGTERM and get SIGTERM when the launching process dies.
+def stopping_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143), so ``finally`` blocks remove temporary files.
 
-    SIGTERM raises SystemExit(143), so ``finally`` blocks (atomic writes) remove their temporary
-    files. The parent-death signal is Linux's ``prctl(PR_SET_PDEATHSIG)``: without it, a stage whose
-    `dvc repro` was killed (SIGTERM or SIGKILL) runs on alone and writes its outputs later. Both are
-    undone after the block; outside the main thread (where signals cannot be handled) it does nothing.
+    SIGTERM is also what a DVC stage gets when its `dvc` dies (rentprice/__init__.py). Outside the
+    main thread, where signals cannot be handled, it does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -56,26 +53,17 @@ def stopping_with_parent() -> Iterator[None]:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-    if libc is not None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     try:
         yield
     finally:
-        if libc is not None:
-            libc.prctl(PR_SET_PDEATHSIG, 0)
         signal.signal(signal.SIGTERM, previous)
-
-
-#: linux/prctl.h
-PR_SET_PDEATHSIG = 1
 
 
 def run_stage(stage: str, body: Callable[[], None]) -> int:
     """Run a stage body with logging; user-fixable errors become one log line and exit code 2."""
     setup_logging(stage)
     try:
-        with stopping_with_parent(), step(f"{stage} finished"):
+        with stopping_on_sigterm(), step(f"{stage} finished"):
             body()
     except RentpriceError as error:
         logger.error("{}", error)
