@@ -24,7 +24,6 @@ PARAMS_DEPENDENT = [
     "tests/integration/test_pipeline.py::test_pull_and_repro_build_every_output",
     "tests/integration/test_pipeline.py::test_fresh_build_matches_the_committed_lock_and_metrics",
     "tests/integration/test_pipeline.py::test_second_repro_does_nothing",
-    "tests/integration/test_pipeline.py::test_changing_n_estimators_reruns_only_the_model_and_its_downstream_stages",
 ]
 
 
