@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -61,12 +62,29 @@ def _redact(db_url: str) -> str:
         return "database URL"
 
 
+#: Where atomic writes keep their temporary files, at the root of the DVC repository that holds the
+#: target: git-ignored and .dvcignore'd, so a file left by a killed run never shows as an untracked
+#: change (which blocks `make sweep` and `make release`), and on the target's filesystem, so the
+#: final rename stays atomic.
+TEMP_DIR = ".tmp"
+_TEMPORARY = re.compile(r"\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    """Yield a temporary path for ``path``; rename it into place only if the block succeeds.
+
+    The temporary file is ``<repo>/.tmp/<name>.<pid>.<random>.tmp`` (beside the target, hidden, when
+    the target is outside a DVC repository or on another filesystem). It is removed when the block
+    fails or the process is interrupted; a file a killed process left (its pid no longer runs) is
+    removed by the next atomic write into the same directory.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    directory = temporary_dir(path)
+    remove_leftovers(directory)
+    prefix = "" if directory.name == TEMP_DIR else "."
+    temporary = directory / f"{prefix}{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     # os.open with 0o666 honours the umask, so the output gets ordinary file permissions
     # (tempfile.mkstemp would leave it readable by its owner only).
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -75,6 +93,38 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def temporary_dir(path: Path) -> Path:
+    """``<repo>/.tmp`` for a target inside a DVC repository on the same filesystem, else its directory."""
+    parent = path.parent.resolve()
+    root = next((folder for folder in (parent, *parent.parents) if (folder / ".dvc").is_dir()), None)
+    if root is None:
+        return path.parent
+    directory = root / TEMP_DIR
+    directory.mkdir(exist_ok=True)
+    return directory if directory.stat().st_dev == parent.stat().st_dev else path.parent
+
+
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Remove the temporary files in ``directory`` whose writing process is gone; return them."""
+    removed = []
+    for candidate in directory.glob("*.tmp"):
+        match = _TEMPORARY.search(candidate.name)
+        if match and not _running(int(match["pid"])):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +38,32 @@ def step(name: str) -> Iterator[dict[str, Any]]:
     logger.info("{}{} ({:.2f}s)", name, f": {details}" if details else "", perf_counter() - started)
 
 
+@contextmanager
+def stopping_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143), so ``finally`` blocks remove temporary files.
+
+    SIGTERM is also what a DVC stage gets when its `dvc` dies (rentprice/__init__.py). Outside the
+    main thread, where signals cannot be handled, it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_stage(stage: str, body: Callable[[], None]) -> int:
     """Run a stage body with logging; user-fixable errors become one log line and exit code 2."""
     setup_logging(stage)
     try:
-        with step(f"{stage} finished"):
+        with stopping_on_sigterm(), step(f"{stage} finished"):
             body()
     except RentpriceError as error:
         logger.error("{}", error)

@@ -1,25 +1,352 @@
-"""Loading ``params.yaml``, the single source of every tunable value."""
+"""``params.yaml``, the single source of every tunable value, and its schema.
+
+Every stage and script that reads params calls :func:`load_params` before any work; it returns the
+validated :class:`Params` (attribute access: ``params.train.n_estimators``). The schema is strict:
+an unknown key (a typo), a missing key, a value of the wrong type or out of range is one
+:class:`~rentprice.errors.ParamsError` line naming the key, what was expected and what was given.
+Strings are never coerced: ``log_target: "false"`` is an error, not ``True``.
+
+To add a key, add one annotated field (with its ``description``) to its group below; to add a group,
+add a ``Group`` subclass and one field of that type to :class:`Params`. ``docs/params.md`` is generated
+from this schema (``python -m rentprice.params --markdown``; a test checks that it is current).
+``python -m rentprice.params [FILE]`` checks a params file: exit 0, or the error line and exit 2.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from rentprice.errors import RentpriceError
+from rentprice.errors import ParamsError
+from rentprice.schema import NUMERIC_COLUMNS, TARGET
 
 DEFAULT_PARAMS = Path("params.yaml")
 
+#: ``int`` or ``float``; in strict mode an int stays an int (as written) and booleans and strings fail.
+Number = int | float
+Share = Annotated[float, Field(ge=0, le=1)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+PositiveInt = Annotated[int, Field(ge=1)]
+#: Processes for scikit-learn: a positive number, or -1 for all cores.
+NJobs = Literal[-1] | PositiveInt
+NumericColumn = Literal[NUMERIC_COLUMNS]
+BoundedColumn = Literal[(*NUMERIC_COLUMNS, TARGET)]
 
-def load_params(path: Path = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read the params file as a dict; a missing or malformed file is a one-line error."""
+
+def _ordered(bounds: list[Number]) -> list[Number]:
+    if bounds[0] > bounds[1]:
+        raise ValueError(f"expected [low, high] with low <= high, given {bounds}")
+    return bounds
+
+
+#: ``[low, high]``: two numbers, low first.
+Bounds = Annotated[list[Number], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+
+
+class Group(BaseModel):
+    """A params group: every key required, no unknown key, no coercion, read-only once loaded."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Collect(Group):
+    """Group ``collect``: where the listings come from."""
+
+    db_url: str = Field(
+        min_length=1,
+        description="SQLAlchemy URL of the listings database; RENTPRICE_DB_URL overrides it",
+    )
+    table: str = Field(pattern=r"^\w+$", description="table of the listings in that database")
+
+
+class Prepare(Group):
+    """Group ``prepare``: the train/test split and the values treated as placeholders."""
+
+    test_size: float = Field(gt=0, lt=1, description="share of addresses held out for the test split")
+    seed: Seed = Field(description="seed of the split")
+    plausible: dict[NumericColumn, Bounds] = Field(
+        description="[low, high] (low <= high) per numeric column; values outside become missing"
+    )
+
+
+class Checks(Group):
+    """Group ``checks``: hard expectations on the data; the run fails when they do not hold."""
+
+    bounds: dict[BoundedColumn, Bounds] = Field(
+        description="[low, high] (low <= high) per column; rows outside are dropped"
+    )
+    max_out_of_bounds_share: Share = Field(description="fail when more rows than this are out of bounds")
+    max_dropped_share: Share = Field(description="fail when more rows than this are dropped in all")
+    min_rows: PositiveInt = Field(description="fail when fewer usable rows remain")
+
+
+class FeatureGroups(Group):
+    """Group ``train.features``: the feature groups the model uses (true) or leaves out (false)."""
+
+    amenities: bool = Field(description="balcony, storage, parking, furnished, garage (yes/no)")
+    garden: bool = Field(description="garden area in m²")
+    energy: bool = Field(description="energy label as a rank")
+    facilities: bool = Field(description="one column per facility named often enough")
+    location: bool = Field(description="postcode number, target-encoded district and neighborhood")
+
+
+class Train(Group):
+    """Group ``train``: the rent model (a RandomForest, optionally on log(rent))."""
+
+    seed: Seed = Field(description="seed of the forest and of the target encoding")
+    n_estimators: PositiveInt = Field(description="trees in the forest")
+    max_depth: PositiveInt | None = Field(description="depth limit of each tree; null for none")
+    min_samples_leaf: PositiveInt = Field(description="smallest number of rows in a leaf")
+    max_features: PositiveInt | Annotated[float, Field(gt=0, le=1)] | Literal["sqrt", "log2"] | None = Field(
+        description="features tried per split: a count, a share of all, sqrt, log2 or null (all)"
+    )
+    log_target: bool = Field(description="learn log(rent) and predict exp of it")
+    n_jobs: NJobs = Field(description="processes that fit the trees; -1 for all cores")
+    facilities_min_count: PositiveInt = Field(description="listings a facility needs to get a column")
+    features: FeatureGroups = Field(description="feature groups switched on or off")
+
+
+class Baseline(Group):
+    """Group ``baseline``: the original project's RandomForest, refit for comparison."""
+
+    n_estimators: PositiveInt = Field(description="trees in the baseline forest")
+    seed: Seed = Field(description="seed of the baseline forest")
+    n_jobs: NJobs = Field(description="processes that fit the trees; -1 for all cores")
+
+
+class Predict(Group):
+    """Group ``predict``: the file `dvc repro predict` scores."""
+
+    # dvc.yaml pastes it unquoted into a shell command: no spaces or shell characters.
+    input: str = Field(
+        pattern=r"^[\w./-]+\.(csv|parquet)$",
+        description="listings file to score (.csv or .parquet; no spaces)",
+    )
+    max_reject_rate: Share = Field(description="fail, writing nothing, above this share of rejected rows")
+
+
+class Params(Group):
+    """The whole of ``params.yaml``."""
+
+    collect: Collect
+    prepare: Prepare
+    checks: Checks
+    train: Train
+    baseline: Baseline
+    predict: Predict
+
+
+def load_params(path: Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate the params file; any problem is a one-line ParamsError naming the file."""
     try:
-        params = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RentpriceError(f"{path}: params file not found (run from the repository root)") from None
+        raise ParamsError(f"{path}: params file not found (run from the repository root)") from None
     except yaml.YAMLError as error:
-        raise RentpriceError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
-    if not isinstance(params, dict):
-        raise RentpriceError(f"{path}: expected a mapping of parameter groups")
-    return params
+        raise ParamsError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
+    return validate_params(raw, str(path))
+
+
+def validate_params(raw: Any, source: str) -> Params:
+    """``raw`` (parsed YAML) as Params, or a ParamsError: ``source: key: expected …, given …; …``."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(f"{source}: {'; '.join(describe_errors(error, raw))}") from None
+
+
+def describe_errors(error: ValidationError, raw: Any) -> list[str]:
+    """One ``key: expected …, given …`` phrase per wrong key (the dotted key as ``dvc exp run -S`` takes it).
+
+    The alternatives of a union (``int | None``) and the items of a list make one phrase about their key.
+    """
+    phrases: dict[tuple[Any, ...], str] = {}
+    for detail in error.errors(include_url=False):
+        loc, kind = detail["loc"], detail["type"]
+        if kind == "extra_forbidden" or loc[-1:] == ("[key]",):
+            parent = loc[:-1] if kind == "extra_forbidden" else loc[:-2]
+            where = loc if kind == "extra_forbidden" else loc[:-1]
+            phrases.setdefault(where, f"unknown key (expected one of: {', '.join(_known_keys(parent))})")
+            continue
+        where = _field_loc(loc)
+        if kind == "missing":
+            phrases.setdefault(where, f"missing (expected {expected(where)})")
+        elif kind == "value_error":  # the schema's own validators say "expected …, given …"
+            phrases.setdefault(where, detail["msg"].removeprefix("Value error, "))
+        else:
+            phrases.setdefault(where, f"expected {expected(where)}, given {_given(_value_at(raw, where))}")
+    return [f"{'.'.join(map(str, where)) or '(the whole file)'}: {text}" for where, text in phrases.items()]
+
+
+def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The longest start of ``loc`` that names a key of the schema (a union's alternative tags dropped)."""
+    for end in range(len(loc), -1, -1):
+        if _schema_at(loc[:end]) is not None:
+            return loc[:end]
+    return ()
+
+
+def _value_at(raw: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def _given(value: Any) -> str:
+    """A given value and its YAML type: ``'false' (a string)``."""
+    kinds = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+    if value is None:
+        return "null"
+    kind = kinds.get(type(value), "a mapping" if isinstance(value, dict) else "a list")
+    return f"{value!r} ({kind})"
+
+
+@cache
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of params.yaml (pydantic's), which messages and docs/params.md describe."""
+    return Params.model_json_schema()
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return json_schema()["$defs"][schema["$ref"].rsplit("/", 1)[-1]] | {
+            key: value for key, value in schema.items() if key != "$ref"
+        }
+    return schema
+
+
+def _schema_at(loc: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The JSON Schema of the value at a key path; None where the path names no key of the schema."""
+    schema = json_schema()
+    for part in loc:
+        schema = _resolve(schema)
+        if part in schema.get("properties", {}):
+            schema = schema["properties"][part]
+        elif isinstance(schema.get("additionalProperties"), dict) and part in (
+            schema.get("propertyNames", {}).get("enum", ())
+        ):
+            schema = schema["additionalProperties"]
+        else:
+            return None
+    return _resolve(schema)
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    schema = _schema_at(loc) or {}
+    return list(schema.get("properties") or schema.get("propertyNames", {}).get("enum", ()))
+
+
+def expected(loc: tuple[Any, ...]) -> str:
+    """What the schema allows at a key path, in words: ``an integer >= 1 or null``."""
+    schema = _schema_at(loc)
+    return describe_schema(schema) if schema is not None else "nothing here"
+
+
+def describe_schema(schema: dict[str, Any]) -> str:
+    """A JSON Schema fragment in words, as messages and docs/params.md print it."""
+    options = _options(schema)
+    return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
+
+
+def _options(schema: dict[str, Any]) -> list[str]:
+    schema = _resolve(schema)
+    if "anyOf" in schema:
+        options = [text for option in schema["anyOf"] for text in _options(option)]
+        return options[1:] if options[:2] == ["an integer", "a number"] else options  # int | float
+    if "const" in schema or "enum" in schema:
+        return [_yaml(value) for value in schema.get("enum", [schema.get("const")])]
+    kind = schema.get("type")
+    if kind == "object" and "properties" in schema:
+        return [f"a mapping with the keys {', '.join(schema['properties'])}"]
+    if kind == "object":
+        keys = ", ".join(schema.get("propertyNames", {}).get("enum", ())) or "any key"
+        return [f"a mapping from some of {keys} to {describe_schema(schema['additionalProperties'])}"]
+    if kind == "array":
+        count = schema.get("minItems")
+        size = f"{count}" if count == schema.get("maxItems") else "any number of"
+        return [f"a list of {size} items, each {describe_schema(schema['items'])}"]
+    words = {"boolean": "true or false", "null": "null", "integer": "an integer", "number": "a number"}
+    text = words.get(kind, "a non-empty string" if schema.get("minLength") else "a string")
+    limits = [f"{sign} {schema[name]}" for name, sign in _LIMITS if name in schema]
+    if "pattern" in schema:
+        limits.append(f"matching {schema['pattern']}")
+    return [" ".join([text, " and ".join(limits)]).strip()]
+
+
+_LIMITS = [("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")]
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def markdown() -> str:
+    """The reference of every params key, as docs/params.md holds it."""
+    lines = [
+        "# params.yaml reference",
+        "",
+        "<!-- Generated from rentprice/params.py:",
+        "     `python -m rentprice.params --markdown > docs/params.md`;",
+        "     tests/code/test_params.py fails when this page and the schema differ. -->",
+        "",
+        "Every key is required and no other key is allowed. Values are never converted: `true`/`false`",
+        "for booleans, numbers without quotes. Every stage checks the whole file before any work, so a",
+        "bad value (in the file or from `dvc exp run -S key=value`) stops the run with one line naming",
+        "the key, what was expected and what was given, and exit code 2, e.g.",
+        "",
+        "```text",
+        "params.yaml: train.log_target: expected true or false, given 'false' (a string)",
+        "```",
+        "",
+        "Check a file without running anything: `python -m rentprice.params params.yaml`.",
+        "To add a key, add one field to its group in `rentprice/params.py` and regenerate this page.",
+    ]
+    for group in Params.model_fields:
+        lines += _section((group,), "##")
+    return "\n".join(lines) + "\n"
+
+
+def _section(loc: tuple[str, ...], heading: str) -> list[str]:
+    schema = _schema_at(loc) or {}
+    key = ".".join(loc)
+    summary = schema.get("description", "").split(": ", 1)[-1].capitalize()
+    lines = ["", f"{heading} `{key}`", "", summary, "", "| key | allowed values | meaning |", "|---|---|---|"]
+    nested = []
+    for name, field in schema.get("properties", {}).items():
+        field = _resolve(field)
+        if "properties" in field:
+            nested.append((*loc, name))
+            lines.append(f"| `{key}.{name}` | a mapping (below) | {field['description']} |")
+        else:
+            allowed = describe_schema(field).replace("|", "\\|")
+            lines.append(f"| `{key}.{name}` | {allowed} | {field['description']} |")
+    for inner in nested:
+        lines += _section(inner, heading + "#")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rentprice.params [FILE]``: check a params file; ``--markdown`` prints the reference."""
+    parser = argparse.ArgumentParser(description="Check params.yaml against its schema.")
+    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PARAMS)
+    parser.add_argument("--markdown", action="store_true", help="print docs/params.md and exit")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown())
+        return 0
+    try:
+        load_params(args.path)
+    except ParamsError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

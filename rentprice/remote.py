@@ -1,9 +1,13 @@
 """DVC remote storage: push and pull with errors a user can act on, and what a release checks.
 
 ``python -m rentprice.remote push|pull [--remote NAME] [TARGET ...]`` (``make push``/``make pull``)
-runs ``dvc push``/``dvc pull`` and echoes DVC's output. Before pushing it refuses a local remote
-without write permission bits (root would write there anyway); before pulling it checks that a
-local remote exists; when DVC fails it adds one line naming the remote, the files and the fix.
+runs ``dvc push``/``dvc pull`` and echoes DVC's output. The source snapshot's remote is pull-only by
+design: the ``.dvc`` file of the snapshot names it (``remote: source``) and marks the snapshot
+``push: false``, ``.dvc/config`` sets no default remote, and a push refuses any remote that pull-only
+outputs name or that points where one of them points. Without a remote of the user's (the default
+one), push and pull say in one line how to add one. Before pushing it also refuses a local remote
+without write permission bits (root would write there anyway); before pulling it checks that a local
+remote exists; when DVC fails it adds one line naming the remote, the files and the fix.
 """
 
 from __future__ import annotations
@@ -46,17 +50,46 @@ class Remote:
         return f"remote {self.name!r} ({self.url})"
 
 
+ADD_REMOTE = "`dvc remote add --local -d mine s3://BUCKET/PREFIX` (or a directory; docs/storage.md)"
+
+
 def find_remote(name: str | None = None) -> Remote:
     """The remote called ``name``, or the default one, with its URL resolved as DVC resolves it."""
     config = Config.from_cwd()
     name = name or config["core"].get("remote")
     if not name:
         raise StorageError(
-            "no DVC remote given and none is the default: `dvc remote add --local -d NAME URL`"
+            "no DVC remote of yours is the default (the source snapshot's remote is pull-only): "
+            f"add a writable one outside git with {ADD_REMOTE}"
         )
     if name not in config["remote"]:
         raise StorageError(f"no DVC remote named {name!r}: `dvc remote list` shows the configured ones")
     return Remote(name, config["remote"][name]["url"])
+
+
+def pull_only_remotes() -> list[Remote]:
+    """The remotes that DVC-tracked outputs marked ``push: false`` name (the source snapshot's)."""
+    from dvc.repo import Repo  # here: loading DVC's repo machinery takes a second; only push needs it
+
+    with Repo() as repo:
+        names = sorted({out.remote for out in repo.index.outs if out.remote and not out.can_push})
+    return [find_remote(name) for name in names]
+
+
+def check_not_pull_only(remote: Remote, pull_only: list[Remote]) -> None:
+    """Refuse a remote that is, or points where, a pull-only source's remote points; for any user."""
+    for source in pull_only:
+        if remote.name == source.name or _same_place(remote, source):
+            raise StorageError(
+                f"{remote} holds the pull-only source snapshot ({source.name}): nothing is ever pushed "
+                f"there; push to a remote of your own: {ADD_REMOTE}"
+            )
+
+
+def _same_place(first: Remote, second: Remote) -> bool:
+    if first.local_path is not None and second.local_path is not None:
+        return os.path.realpath(first.local_path) == os.path.realpath(second.local_path)
+    return first.url.rstrip("/") == second.url.rstrip("/")
 
 
 def check_writable(remote: Remote) -> None:
@@ -66,10 +99,7 @@ def check_writable(remote: Remote) -> None:
         return
     existing = next(candidate for candidate in (path, *path.parents) if candidate.exists())
     if not existing.stat().st_mode & 0o222 or not os.access(existing, os.W_OK):
-        raise StorageError(
-            f"{remote} is read-only: push to a writable remote instead, "
-            "e.g. `dvc remote add --local -d mine s3://BUCKET/PREFIX` (README, Storage)"
-        )
+        raise StorageError(f"{remote} is read-only: push to a writable remote instead, e.g. {ADD_REMOTE}")
 
 
 def check_exists(remote: Remote) -> None:
@@ -134,11 +164,14 @@ def transfer(action: str, remote_name: str | None, targets: Sequence[str]) -> No
     """``dvc push``/``dvc pull`` with the checks above; DVC's own output is echoed unchanged."""
     remote = find_remote(remote_name)
     if action == "push":
+        check_not_pull_only(remote, pull_only_remotes())
         check_writable(remote)
     else:
         check_exists(remote)
     with step(f"dvc {action}") as facts:
-        result = dvc(action, "--remote", remote.name, *targets)
+        # A pull without --remote also fetches outputs with a remote of their own (the source snapshot).
+        chosen = ["--remote", remote.name] if action == "push" or remote_name else []
+        result = dvc(action, *chosen, *targets)
         sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
         if result.returncode != 0:

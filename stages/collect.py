@@ -25,13 +25,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def collect(params_path: Path, output: Path) -> None:
     """Read the table named in params (URL from the environment if set) and write it typed."""
-    params = load_params(params_path)["collect"]
-    db_url = os.environ.get(DB_URL_VARIABLE) or params["db_url"]
+    params = load_params(params_path).collect
+    db_url = os.environ.get(DB_URL_VARIABLE) or params.db_url
     with step("read listings") as facts:
-        frame = read_sql_table(db_url, params["table"], SOURCE_COLUMNS)
+        frame = read_sql_table(db_url, params.table, SOURCE_COLUMNS)
         facts["rows"] = len(frame)
     with step("check types and write snapshot") as facts:
-        write_parquet(coerce_types(frame, f"table {params['table']}"), output)
+        write_parquet(coerce_types(frame, f"table {params.table}"), output)
         facts["output"] = output
 
 

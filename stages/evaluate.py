@@ -39,7 +39,7 @@ def evaluate(args: argparse.Namespace) -> None:
         metrics = regression_metrics(test[TARGET], predicted)
         facts.update(rows=len(test), **metrics)
     with step("fit and score baseline") as facts:
-        baseline = build_baseline(params["baseline"]).fit(train, train[TARGET])
+        baseline = build_baseline(params.baseline.model_dump()).fit(train, train[TARGET])
         baseline_mae = regression_metrics(test[TARGET], baseline.predict(test))["mae"]
         metrics |= {
             "baseline_mae": baseline_mae,

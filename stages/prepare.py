@@ -30,11 +30,12 @@ def prepare(args: argparse.Namespace) -> None:
         raw = read_parquet(args.input)
         facts["rows"] = len(raw)
     with step("clean and check") as facts:
-        kept, report = clean_listings(raw, params["checks"], params["prepare"]["plausible"], str(args.input))
+        kept, report = clean_listings(
+            raw, params.checks.model_dump(), params.prepare.plausible, str(args.input)
+        )
         facts.update(report)
     with step("split by address") as facts:
-        split = params["prepare"]
-        train, test = group_split(kept, split["test_size"], split["seed"])
+        train, test = group_split(kept, params.prepare.test_size, params.prepare.seed)
         report |= {"train_rows": len(train), "test_rows": len(test)}
         facts.update(train_rows=len(train), test_rows=len(test))
     write_parquet(train, args.train)

@@ -27,11 +27,11 @@ def train(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     frame = read_parquet(args.train)
     with step("fit model") as facts:
-        model = build_model(params["train"], params["prepare"]["plausible"])
+        model = build_model(params.train.model_dump(), params.prepare.plausible)
         fit_model(model, frame, frame[TARGET], f"{args.params}: train")
-        facts.update(rows=len(frame), trees=params["train"]["n_estimators"])
+        facts.update(rows=len(frame), trees=params.train.n_estimators)
     with step("save model") as facts:
-        metadata = {"training_data_md5": file_md5(args.train), "params": params["train"]}
+        metadata = {"training_data_md5": file_md5(args.train), "params": params.train.model_dump()}
         save_model(model, args.model, metadata)
         facts.update(path=args.model, bytes=args.model.stat().st_size)
 

@@ -72,10 +72,21 @@ def source_db() -> Path:
     return SOURCE_DB
 
 
-def make_project_copy(destination: Path) -> Path:
-    """Copy the git-tracked files into a new git repo whose DVC remote is a private copy of the shared one.
+def use_private_remotes(repo: Path, source: Path, storage: Path | None) -> None:
+    """Point ``repo``'s pull-only ``source`` remote at ``source`` and make ``storage`` its default remote.
 
-    Tests may push to that copy; nothing ever writes to ``../shared``.
+    In ``.dvc/config.local``, as a user adds a remote of their own; nothing ever writes to ``../shared``.
+    """
+    run(["dvc", "remote", "modify", "--local", "source", "url", str(source)], repo)
+    if storage is not None:
+        run(["dvc", "remote", "add", "--local", "--default", "--force", "storage", str(storage)], repo)
+
+
+def make_project_copy(destination: Path) -> Path:
+    """Copy the git-tracked files into a new git repo with private remotes beside it.
+
+    ``destination/source`` is a writable copy of the shared source remote (as root sees it) and
+    ``destination/storage`` the user's own remote, the default one (created by the first push).
     """
     if not SHARED_REMOTE.is_dir():
         pytest.fail(f"{SHARED_REMOTE} is missing: the read-only DVC remote must sit beside the repo")
@@ -89,12 +100,12 @@ def make_project_copy(destination: Path) -> Path:
             target = repo / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    remote = destination / "remote"
-    shutil.copytree(SHARED_REMOTE, remote)
-    for path in [remote, *remote.rglob("*")]:
+    source = destination / "source"
+    shutil.copytree(SHARED_REMOTE, source)
+    for path in [source, *source.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     run(["git", "init", "-q", "-b", "main"], repo)
-    run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], repo)
+    use_private_remotes(repo, source, destination / "storage")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "copy of rentprice"], repo)
     return repo

@@ -10,6 +10,7 @@ from rentprice.remote import (
     Remote,
     StorageError,
     check_exists,
+    check_not_pull_only,
     check_writable,
     explain_failure,
     find_remote,
@@ -102,20 +103,58 @@ def test_pull_refuses_a_local_remote_that_does_not_exist(tmp_path):
 
 @pytest.fixture
 def dvc_project(tmp_path, monkeypatch):
+    """A project with the committed .dvc/config (the pull-only source remote, no default) and a local one."""
     (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text(
-        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../../shared/dvc-storage\n"
+    (tmp_path / ".dvc" / "config").write_text((REPO_ROOT / ".dvc" / "config").read_text())
+    (tmp_path / ".dvc" / "config.local").write_text(
+        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../gone\n"
+        "['remote \"mine\"']\n    url = s3://bucket/x\n"
     )
-    (tmp_path / ".dvc" / "config.local").write_text("['remote \"mine\"']\n    url = s3://bucket/x\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
+def test_the_committed_config_has_no_default_remote_and_the_source_is_pull_only():
+    config = (REPO_ROOT / ".dvc" / "config").read_text()
+    assert "remote =" not in config.split("['remote")[0]
+    source = yaml.safe_load((REPO_ROOT / "data/source/rent_apartments.sqlite.dvc").read_text())["outs"][0]
+    assert (source["remote"], source["push"]) == ("source", False)
+
+
 def test_find_remote_reads_both_config_files_and_resolves_paths_like_dvc(dvc_project):
-    assert find_remote() == Remote("storage", str((dvc_project / "../shared/dvc-storage").resolve()))
+    assert find_remote() == Remote("storage", str(dvc_project / "gone"))
+    assert find_remote("source") == Remote("source", str((dvc_project / "../shared/dvc-storage").resolve()))
     assert find_remote("mine") == Remote("mine", "s3://bucket/x")
     with pytest.raises(StorageError, match="no DVC remote named 'nope': `dvc remote list`"):
         find_remote("nope")
+
+
+def test_without_a_default_remote_the_error_says_how_to_add_one(dvc_project, capsys):
+    (dvc_project / ".dvc" / "config.local").unlink()
+    with pytest.raises(StorageError, match=r"no DVC remote of yours .*`dvc remote add --local -d mine"):
+        find_remote()
+    assert main(["push"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "dvc remote add --local -d" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("remote", "refused"),
+    [
+        (Remote("source", "/srv/other"), True),  # the name the pull-only outputs use
+        (Remote("alias", "/srv/shared/dvc-storage/"), True),  # another name for its directory
+        (Remote("alias", "/srv/shared/x/../dvc-storage"), True),
+        (Remote("mine", "/srv/mine"), False),
+        (Remote("mine", "s3://bucket/x"), False),
+    ],
+)
+def test_push_refuses_the_pull_only_source_remote_by_name_or_place(remote, refused):
+    pull_only = [Remote("source", "/srv/shared/dvc-storage")]
+    if refused:
+        with pytest.raises(StorageError, match=r"holds the pull-only source snapshot \(source\)"):
+            check_not_pull_only(remote, pull_only)
+    else:
+        check_not_pull_only(remote, pull_only)
 
 
 def test_a_refused_pull_is_one_log_line_and_exit_code_2(dvc_project, capsys):

@@ -20,9 +20,9 @@ def stage(name: str):
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RENTPRICE_DB_URL", raising=False)
-    (tmp_path / "params.yaml").write_text(
-        "collect:\n  db_url: sqlite:///db.sqlite\n  table: rent_apartments\n", encoding="utf-8"
-    )
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["collect"] |= {"db_url": "sqlite:///db.sqlite", "table": "rent_apartments"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     return tmp_path
 
 
@@ -73,16 +73,48 @@ def test_importing_a_stage_does_no_work(workdir):
     assert list(workdir.iterdir()) == [workdir / "params.yaml"]
 
 
-def test_train_rejects_an_invalid_hyperparameter_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["train"]["max_features"] = -1
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    listings(*({"rent": 1000.0 + i, "address": f"a{i}"} for i in range(10))).to_parquet(
-        tmp_path / "train.parquet"
-    )
-    assert stage("train").main(["--train", "train.parquet", "--model", "model.joblib"]) == 2
+STAGE_ARGS = {
+    "collect": ["--output", "raw.parquet"],
+    "prepare": [
+        "--input",
+        "raw.parquet",
+        "--train",
+        "tr.parquet",
+        "--test",
+        "te.parquet",
+        "--report",
+        "r.json",
+    ],
+    "train": ["--train", "train.parquet", "--model", "model.joblib"],
+    "evaluate": [
+        "--model",
+        "m.joblib",
+        "--train",
+        "tr.parquet",
+        "--test",
+        "te.parquet",
+        "--live-dir",
+        "eval",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(STAGE_ARGS))
+@pytest.mark.parametrize(
+    ("key", "value", "phrase"),
+    [
+        ("train.max_features", -1, "train.max_features: expected an integer >= 1, a number > 0 and <= 1"),
+        ("train.features", "all", "train.features: expected a mapping with the keys"),
+        ("checks.min_rows", "many", "checks.min_rows: expected an integer >= 1, given 'many' (a string)"),
+    ],
+)
+def test_every_stage_checks_the_whole_params_file_before_any_work(workdir, capsys, name, key, value, phrase):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    group, field = key.split(".")
+    params[group][field] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    before = {path for path in workdir.rglob("*") if "logs" not in path.parts}
+    assert stage(name).main(STAGE_ARGS[name]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
-    assert len(errors) == 1
-    assert "params.yaml: train: The 'max_features' parameter" in errors[0] and "Got -1 instead" in errors[0]
-    assert not (tmp_path / "model.joblib").exists()
+    assert len(errors) == 1 and f"params.yaml: {phrase}" in errors[0], errors
+    assert {path for path in workdir.rglob("*") if "logs" not in path.parts} == before

@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 
 @pytest.fixture(scope="module")
 def params():
-    return load_params(REPO_ROOT / "params.yaml")
+    return load_params(REPO_ROOT / "params.yaml").model_dump()
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,12 @@ import pytest
 from dvc.config import Config
 
 from rentprice.io import file_md5
-from tests.conftest import run, tool_env
+from tests.conftest import run, tool_env, use_private_remotes
 
+SOURCE = "data/source/rent_apartments.sqlite"
 #: Every DVC-tracked file of the project: the source snapshot and the pipeline's cached outputs.
 TRACKED = [
-    "data/source/rent_apartments.sqlite",
+    SOURCE,
     "data/raw/listings.parquet",
     "data/prepared/train.parquet",
     "data/prepared/test.parquet",
@@ -54,12 +55,17 @@ def md5s(repo: Path, paths: list[str] = TRACKED) -> dict[str, str]:
 
 
 def copy_built(built_project: Path, destination: Path) -> tuple[Path, Path]:
-    """A copy of the built project (git history, cache, outputs) with its own copy of the remote."""
+    """A copy of the built project (git history, cache, outputs) with its own copies of the remotes.
+
+    Returns the repo and its default remote ``storage`` (empty until pushed to).
+    """
     repo = destination / "repo"
-    remote = destination / "remote"
+    remote = destination / "storage"
     shutil.copytree(built_project, repo, symlinks=True)
-    shutil.copytree(built_project.parent / "remote", remote)
-    run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], repo)
+    shutil.copytree(built_project.parent / "source", destination / "source")
+    if (built_project.parent / "storage").is_dir():
+        shutil.copytree(built_project.parent / "storage", remote)
+    use_private_remotes(repo, destination / "source", remote)
     changed = run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout
     if changed:
         pytest.fail(f"the built project differs from its commit (changed by an earlier test?):\n{changed}")
@@ -70,10 +76,12 @@ def copy_built(built_project: Path, destination: Path) -> tuple[Path, Path]:
 
 
 def clone(repo: Path, destination: Path, remote_url: Path | None = None) -> Path:
-    """A fresh git clone of ``repo``; ``.dvc/config.local`` is not cloned, so point storage again."""
+    """A fresh git clone of ``repo``; ``.dvc/config.local`` is not cloned, so point the remotes again.
+
+    The source remote is ``repo``'s private copy; ``remote_url``, if given, is the default remote.
+    """
     run(["git", "clone", "-q", str(repo), str(destination)], repo.parent)
-    if remote_url is not None:
-        run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote_url)], destination)
+    use_private_remotes(destination, repo.parent / "source", remote_url)
     return destination
 
 

@@ -6,8 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import make_project_copy, run
+from tests.conftest import make_project_copy, run, use_private_remotes
+from tests.integration.params_support import get_param, other_count, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -46,10 +48,17 @@ def ranking_rows(stdout: str) -> list[list[str]]:
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
 
+def sweep_counts(repo: Path) -> list[int]:
+    """Two small tree counts, both different from the committed one (so each run is a real change)."""
+    committed = get_param(repo, "train.n_estimators")
+    return [count for count in (10, 20, 30) if count != committed][:2]
+
+
 @pytest.fixture(scope="module")
 def swept(built_project) -> tuple[Path, subprocess.CompletedProcess]:
-    """The built project after a two-point sweep (10 and 20 trees) run two at a time."""
-    result = run(["make", "sweep", "GRID=-S train.n_estimators=10,20", "JOBS=2"], built_project)
+    """The built project after a two-point sweep (two small tree counts) run two at a time."""
+    grid = f"GRID=-S train.n_estimators={','.join(map(str, sweep_counts(built_project)))}"
+    result = run(["make", "sweep", grid, "JOBS=2"], built_project)
     return built_project, result
 
 
@@ -60,7 +69,7 @@ def test_two_point_sweep_records_both_experiments_with_metrics(swept):
     names = set(queued.groups())
     found = experiments_by_name(repo)
     assert names <= set(found)
-    assert {found[name]["train"]["n_estimators"] for name in names} == {10, 20}
+    assert {found[name]["train"]["n_estimators"] for name in names} == set(sweep_counts(repo))
     for name in names:
         assert found[name]["state"] == "success"
         assert set(found[name]["metrics"]) >= {"mae", "r2", "mape", "baseline_mae"}
@@ -113,7 +122,7 @@ def test_failing_queued_experiment_fails_the_sweep_with_its_log(built_project):
     name = re.search(r"1 of 1 experiment\(s\) failed: ([\w-]+)", result.stderr)
     assert name, result.stderr
     assert f"experiment {name.group(1)} failed; its log (dvc queue logs" in result.stderr
-    assert "The 'max_features' parameter of RandomForestRegressor" in result.stderr
+    assert "params.yaml: train.max_features: expected an integer >= 1" in result.stderr
     assert experiments_by_name(built_project)[name.group(1)]["state"] == "failed"
 
 
@@ -134,17 +143,16 @@ def clone_sharing_cache(project: Path, destination: Path) -> Path:
     repo = destination / "repo"
     run(["git", "clone", "-q", str(project), str(repo)], destination)
     run(["dvc", "cache", "dir", "--local", str(project / ".dvc" / "cache")], repo)
-    run(["dvc", "remote", "modify", "--local", "storage", "url", str(project.parent / "remote")], repo)
+    use_private_remotes(repo, project.parent / "source", project.parent / "storage")
     run(["dvc", "checkout", "--quiet"], repo)
     return repo
 
 
 @pytest.fixture(scope="module")
 def two_commits(built_project, tmp_path_factory) -> Path:
-    """A clone whose HEAD retrains with 40 trees instead of 300 (HEAD~1), reproduced and committed."""
+    """A clone whose HEAD retrains with fewer trees than HEAD~1, reproduced and committed."""
     repo = clone_sharing_cache(built_project, tmp_path_factory.mktemp("report"))
-    params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    set_params(repo, {"train.n_estimators": other_count(get_param(repo, "train.n_estimators"))})
     run(["dvc", "repro"], repo)
     run(["git", "commit", "-qam", "fewer trees"], repo)
     return repo
@@ -158,9 +166,12 @@ def test_report_on_commits_with_different_params(two_commits):
         json.loads(run(["git", "show", f"{rev}:metrics/eval/metrics.json"], repo).stdout)
         for rev in ("HEAD~1", "HEAD")
     )
-    assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.n_estimators\s*\|\s*300\s*\|\s*40\s*\|", report), (
-        report
-    )
+    trees = [
+        yaml.safe_load(run(["git", "show", f"{rev}:params.yaml"], repo).stdout) for rev in ("HEAD~1", "HEAD")
+    ]
+    old_trees, new_trees = (params["train"]["n_estimators"] for params in trees)
+    row = rf"\|\s*params\.yaml\s*\|\s*train\.n_estimators\s*\|\s*{old_trees}\s*\|\s*{new_trees}\s*\|"
+    assert re.search(row, report), report
     assert "No parameter differs" not in report
     assert re.search(r"\d+ metric\(s\) differ from `HEAD~1`", report)
     mae_row = re.search(

@@ -2,10 +2,13 @@
 
 import json
 import re
+import shutil
 
 import pytest
 
+from rentprice.io import file_md5
 from tests.conftest import REPO_ROOT, make_project_copy, run
+from tests.integration.params_support import get_param, other_count, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -63,22 +66,48 @@ def test_changing_n_estimators_reruns_only_the_model_and_its_downstream_stages(t
     repo = make_project_copy(tmp_path)
     run(["dvc", "pull", "data/source/rent_apartments.sqlite.dvc"], repo)
     run(["dvc", "repro"], repo)
-    params_file = repo / "params.yaml"
-    params_file.write_text(params_file.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    committed = get_param(repo, "train.n_estimators")
+    fewer = other_count(committed)
+    set_params(repo, {"train.n_estimators": fewer})
     result = run(["dvc", "repro"], repo)
     assert stages_run(result.stdout) == ["train", "evaluate", "predict"]
     diff = run(["dvc", "params", "diff", "--json"], repo).stdout
     change = json.loads(diff)["params.yaml"]["train.n_estimators"]
-    assert (change["old"], change["new"]) == (300, 40)
+    assert (change["old"], change["new"]) == (committed, fewer)
 
 
 def test_bad_database_url_fails_collect_without_output(tmp_path):
     repo = make_project_copy(tmp_path)
-    params_file = repo / "params.yaml"
-    params_file.write_text(params_file.read_text().replace("table: rent_apartments", "table: flats"))
+    set_params(repo, {"collect.table": "flats"})
     run(["dvc", "pull", "data/source/rent_apartments.sqlite.dvc"], repo)
     result = run(["dvc", "repro", "collect"], repo, check=False)
     assert result.returncode != 0
     assert "table 'flats' not found" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (repo / "data/raw/listings.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("assignment", "line"),
+    [
+        ('train.log_target="false"', "train.log_target: expected true or false, given 'false' (a string)"),
+        (
+            "train.facilities_min_count=many",
+            "train.facilities_min_count: expected an integer >= 1, given 'many'",
+        ),
+        ("train.features=all", "train.features: expected a mapping with the keys amenities, garden"),
+        ("train.features.weather=true", "train.features.weather: unknown key (expected one of: amenities"),
+    ],
+)
+def test_dvc_exp_run_with_a_bad_value_shows_one_line_and_trains_nothing(
+    built_project, tmp_path, assignment, line
+):
+    repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
+    model = file_md5(repo / "models/model.joblib")
+    result = run(["dvc", "exp", "run", "-S", assignment], repo, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    errors = [text for text in output.splitlines() if "| ERROR" in text]
+    assert len(errors) == 1 and f"params.yaml: {line}" in errors[0], output
+    assert "Traceback" not in output
+    assert file_md5(repo / "models/model.joblib") == model

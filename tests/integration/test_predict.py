@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import listings, run
+from tests.integration.params_support import get_param, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +21,7 @@ def project(tmp_path, built_project):
 def score_file(repo, name: str, frame: pd.DataFrame) -> None:
     """Write ``frame`` as ``name`` in the repo and point params ``predict.input`` at it."""
     frame.to_csv(repo / name, index=False)
-    params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("input: data/raw/listings.parquet", f"input: {name}"))
+    set_params(repo, {"predict.input": name})
 
 
 def test_repro_scores_the_raw_snapshot_by_default(built_project):
@@ -31,6 +31,7 @@ def test_repro_scores_the_raw_snapshot_by_default(built_project):
     assert list(scored.columns) == ["row", "predicted_rent"]
     assert scored["row"].tolist() == list(range(len(raw))) and rejects.empty
     assert scored["predicted_rent"].between(300, 20000).all()
+    assert get_param(built_project, "predict.input") == "data/raw/listings.parquet"
     assert "predict.input: data/raw/listings.parquet" in (built_project / "dvc.lock").read_text()
 
 

@@ -7,6 +7,7 @@ so a consumer's `dvc artifacts get` (which clones the repo) downloads from it.
 import pytest
 
 from tests.conftest import run
+from tests.integration.params_support import get_param, other_count, set_params
 from tests.integration.storage_support import MODEL, copy_built, md5s
 
 pytestmark = pytest.mark.slow
@@ -17,7 +18,7 @@ def team_repo(built_project, tmp_path):
     """A copy of the built project whose committed default remote is its private remote (not pushed yet)."""
     repo, remote = copy_built(built_project, tmp_path)
     run(["dvc", "remote", "remove", "--local", "storage"], repo)
-    run(["dvc", "remote", "modify", "storage", "url", str(remote)], repo)
+    run(["dvc", "remote", "add", "--default", "storage", str(remote)], repo)
     run(["git", "commit", "-qm", "the team remote", ".dvc/config"], repo)
     return repo
 
@@ -85,5 +86,4 @@ def test_a_released_version_is_an_annotated_tag_that_consumers_fetch(team_repo, 
 
 
 def fewer_trees(repo) -> None:
-    params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    set_params(repo, {"train.n_estimators": other_count(get_param(repo, "train.n_estimators"))})

@@ -1,10 +1,11 @@
 """Remote storage: push/pull round trips (local and S3 on moto), data versions, and the errors users meet.
 
-Every remote here is private to the test: a copy of the shared one, a temp directory or a bucket on a
-moto server on loopback. Nothing is ever pushed to ../shared.
+Every remote here is private to the test: a writable copy of the shared source remote, a temp directory
+or a bucket on a moto server on loopback. Nothing is ever pushed to ../shared.
 """
 
 import json
+import os
 import shutil
 import sqlite3
 from contextlib import closing
@@ -12,10 +13,12 @@ from contextlib import closing
 import pytest
 import yaml
 
+from rentprice.io import file_md5
 from tests.conftest import run
 from tests.integration.storage_support import (
     DUMMY_KEYS,
     MODEL,
+    SOURCE,
     TRACKED,
     add_s3_remote,
     assert_up_to_date,
@@ -60,11 +63,12 @@ def s3():
         yield endpoint
 
 
-def test_push_sends_every_tracked_file_and_a_fresh_clone_pulls_them_back(pushed, tmp_path):
+def test_push_sends_every_pipeline_output_and_a_fresh_clone_pulls_them_back(pushed, tmp_path):
     repo, remote = pushed
     assert json.loads(run(["dvc", "status", "--cloud", "--json"], repo).stdout or "{}") == {}
-    for md5 in md5s(repo).values():
-        assert remote_object(remote, md5).is_file()
+    for path, md5 in md5s(repo).items():
+        # the source snapshot is pull-only (push: false): it stays in the source remote alone
+        assert remote_object(remote, md5).is_file() == (path != SOURCE), path
 
     fresh = clone(repo, tmp_path / "clone", remote)
     assert not (fresh / MODEL).exists()
@@ -79,7 +83,7 @@ def test_round_trip_through_s3(pushed, s3, tmp_path):
     run(["make", "push", "REMOTE=s3"], repo)
     listed = aws_client("s3", s3).list_objects_v2(Bucket=BUCKET, Prefix="rentprice/")["Contents"]
     stored = {"".join(item["Key"].split("/")[-2:]) for item in listed}
-    assert stored >= set(md5s(repo).values())
+    assert stored >= set(md5s(repo, TRACKED[1:]).values())
     assert json.loads(run(["dvc", "status", "--cloud", "--json", "-r", "s3"], repo).stdout or "{}") == {}
 
     fresh = clone(repo, tmp_path / "clone")
@@ -90,7 +94,7 @@ def test_round_trip_through_s3(pushed, s3, tmp_path):
         ["dvc", "remote", "modify", "--local", "mine", "secret_access_key", DUMMY_KEYS["secret_access_key"]],
     ]:
         run(command, fresh)
-    assert "mine" not in (fresh / ".dvc/config").read_text()
+    assert 'remote "mine"' not in (fresh / ".dvc/config").read_text()
     run(["make", "pull"], fresh)
     assert md5s(fresh) == md5s(repo)
     assert_up_to_date(fresh)
@@ -107,6 +111,7 @@ def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back
         database.execute("DELETE FROM rent_apartments WHERE rowid % 5 = 0")
         database.execute("UPDATE rent_apartments SET rent = rent + 100")
     run(["dvc", "add", TRACKED[0]], repo)
+    own_snapshot(repo)
     every_stage = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     assert set(stages_run(run(["dvc", "repro"], repo).stdout)) == every_stage
     run(["git", "add", "-A"], repo)
@@ -131,6 +136,17 @@ def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back
     run(["git", "checkout", "-q", first_rev], fresh)
     run(["dvc", "pull"], fresh)
     assert md5s(fresh) == first
+
+
+def own_snapshot(repo) -> None:
+    """Make a new source snapshot the user's own, as docs/storage.md says: drop `remote` and `push`.
+
+    `dvc add` keeps both, and the snapshot would then be pushed nowhere.
+    """
+    dvc_file = repo / f"{SOURCE}.dvc"
+    document = yaml.safe_load(dvc_file.read_text())
+    assert (document["outs"][0].pop("remote"), document["outs"][0].pop("push")) == ("source", False)
+    dvc_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def failed(result) -> str:
@@ -160,10 +176,53 @@ def test_pull_names_a_file_missing_from_the_remote_and_the_fix_it_suggests_works
 
 def test_pull_from_a_local_remote_that_is_not_there_says_so(pushed, tmp_path):
     repo, _ = pushed
-    fresh = clone(repo, tmp_path / "clone")  # no config.local: storage is ../shared beside the clone
+    fresh = clone(repo, tmp_path / "clone", tmp_path / "unmounted")
     message = failed(run(["make", "pull"], fresh, check=False))
-    assert f"remote 'storage' ({tmp_path / 'shared' / 'dvc-storage'}) does not exist" in message
+    assert f"remote 'storage' ({tmp_path / 'unmounted'}) does not exist" in message
     assert "dvc remote modify --local storage url PATH" in message
+
+
+@pytest.mark.parametrize("action", ["push", "pull"])
+def test_without_a_remote_of_ones_own_push_and_pull_say_how_to_add_one(pushed, tmp_path, action):
+    repo, _ = pushed
+    fresh = clone(repo, tmp_path / "clone")  # a fresh clone has the pull-only source remote only
+    message = failed(run(["make", action], fresh, check=False))
+    errors = [line for line in message.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, message
+    assert "no DVC remote of yours is the default" in errors[0]
+    assert "`dvc remote add --local -d mine s3://BUCKET/PREFIX`" in errors[0]
+    run(["make", "setup"], fresh)  # the source snapshot needs none
+    assert md5s(fresh, [SOURCE]) == md5s(repo, [SOURCE])
+
+
+def tree(directory) -> dict[str, str]:
+    """Every file under ``directory`` with its md5: what a push could have changed."""
+    return {
+        str(path.relative_to(directory)): file_md5(path) for path in directory.rglob("*") if path.is_file()
+    }
+
+
+def test_nothing_is_ever_pushed_into_the_source_remote_even_when_it_is_writable(built_project, tmp_path):
+    repo, storage = copy_built(built_project, tmp_path)
+    source = tmp_path / "source"
+    assert os.access(source, os.W_OK) and source.stat().st_mode & 0o200  # writable, as root finds it
+    before = tree(source)
+    run(["dvc", "remote", "add", "--local", "alias", str(source / ".." / "source")], repo)
+
+    run(["make", "push"], repo)  # to the user's default remote
+    for remote in ["source", "alias"]:  # the source remote by name, and another name for its directory
+        message = failed(run(["make", "push", f"REMOTE={remote}"], repo, check=False))
+        assert f"remote '{remote}' (" in message and "holds the pull-only source snapshot (source)" in message
+        assert "dvc remote add --local -d" in message
+    run(["dvc", "push"], repo)  # DVC itself: the snapshot is `push: false`, the rest goes to the default
+    run(["dvc", "remote", "remove", "--local", "storage"], repo)
+    message = failed(run(["dvc", "push"], repo, check=False))  # no default remote: DVC pushes nowhere
+    assert "no remote specified" in message
+    failed(run(["make", "push"], repo, check=False))
+
+    assert tree(source) == before
+    assert remote_object(storage, md5s(repo, [MODEL])[MODEL]).is_file()
+    assert not remote_object(storage, md5s(repo, [SOURCE])[SOURCE]).exists()
 
 
 def test_push_refuses_a_local_remote_without_write_permission_even_for_root(pushed, tmp_path):

@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 
 @pytest.fixture(scope="module")
 def split(source_db):
-    params = load_params(REPO_ROOT / "params.yaml")
+    params = load_params(REPO_ROOT / "params.yaml").model_dump()
     raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_COLUMNS)
     kept, _ = clean_listings(raw, params["checks"], params["prepare"]["plausible"], "source")
     train, test = group_split(kept, params["prepare"]["test_size"], params["prepare"]["seed"])

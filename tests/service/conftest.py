@@ -38,7 +38,7 @@ LISTING = {name: VALID_LISTING[name] for name in FEATURE_COLUMNS}
 @pytest.fixture(scope="session")
 def training_rows(source_db) -> pd.DataFrame:
     """The first TRAIN_ROWS cleaned listings of the source snapshot (deterministic order)."""
-    params = load_params(REPO_ROOT / "params.yaml")
+    params = load_params(REPO_ROOT / "params.yaml").model_dump()
     raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_COLUMNS)
     clean, _ = clean_listings(raw, params["checks"], params["prepare"]["plausible"], "source")
     return clean.head(TRAIN_ROWS)

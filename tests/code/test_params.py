@@ -1,0 +1,164 @@
+"""params.yaml is a strict contract: a bad value is one line naming the key, what was expected and given."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rentprice.errors import ParamsError
+from rentprice.features import FEATURE_GROUPS
+from rentprice.params import FeatureGroups, Params, load_params, markdown, validate_params
+from tests.conftest import REPO_ROOT, tool_env
+
+COMMITTED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+DROP = object()
+
+
+def changed(key: str, value) -> dict:
+    """The committed params with ``key`` (dotted) set to ``value``, or removed when ``value`` is DROP."""
+    params = copy.deepcopy(COMMITTED)
+    *parents, last = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if value is DROP:
+        del node[last]
+    else:
+        node[last] = value
+    return params
+
+
+def error_line(params) -> str:
+    with pytest.raises(ParamsError) as raised:
+        validate_params(params, "params.yaml")
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_committed_params_are_valid_and_typed():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.train.n_estimators == COMMITTED["train"]["n_estimators"]
+    assert params.train.model_dump() == COMMITTED["train"]  # what the model file records, unchanged
+    assert params.checks.model_dump() == COMMITTED["checks"]
+    assert params.prepare.plausible == COMMITTED["prepare"]["plausible"]
+
+
+# (key, bad value, the phrase the line must contain); the key itself must be named too.
+BAD = [
+    ("train.log_target", "false", "expected true or false, given 'false' (a string)"),
+    ("train.log_target", 1, "expected true or false, given 1 (an integer)"),
+    ("train.facilities_min_count", "many", "expected an integer >= 1, given 'many' (a string)"),
+    ("train.facilities_min_count", 0, "expected an integer >= 1, given 0"),
+    ("train.n_estimators", "300", "expected an integer >= 1, given '300' (a string)"),
+    ("train.n_estimators", 2.5, "expected an integer >= 1, given 2.5 (a number)"),
+    ("train.n_estimators", True, "expected an integer >= 1, given True (a boolean)"),
+    ("train.n_estimators", DROP, "missing (expected an integer >= 1)"),
+    ("train.features", "all", "expected a mapping with the keys amenities, garden"),
+    ("train.features.weather", True, "unknown key (expected one of: amenities, garden, energy"),
+    ("train.features.garden", "yes", "expected true or false, given 'yes' (a string)"),
+    ("train.features.location", DROP, "missing (expected true or false)"),
+    (
+        "train.max_features",
+        -1,
+        "expected an integer >= 1, a number > 0 and <= 1, sqrt, log2 or null, given -1",
+    ),
+    ("train.max_features", 1.5, "given 1.5 (a number)"),
+    ("train.max_features", "half", "given 'half' (a string)"),
+    ("train.max_depth", 0, "expected an integer >= 1 or null, given 0"),
+    ("train.n_jobs", 0, "expected -1 or an integer >= 1, given 0"),
+    ("train.seed", -1, "expected an integer >= 0 and <= 4294967295, given -1"),
+    ("train.n_estimatros", 100, "unknown key (expected one of: seed, n_estimators,"),
+    ("trian", {}, "unknown key (expected one of: collect, prepare, checks, train, baseline, predict)"),
+    ("train", DROP, "missing (expected a mapping with the keys seed, n_estimators"),
+    ("prepare.test_size", 1, "expected a number > 0 and < 1, given 1 (an integer)"),
+    ("prepare.seed", "42", "given '42' (a string)"),
+    ("prepare.plausible.area", [1, "x"], "expected a list of 2 items, each a number, given [1, 'x']"),
+    ("prepare.plausible.constraction_year", [2030, 1500], "expected [low, high] with low <= high"),
+    ("checks.bounds.aera", [5, 1000], "unknown key (expected one of: area, constraction_year"),
+    ("checks.bounds.rent", [100], "expected a list of 2 items"),
+    ("checks.max_dropped_share", 1.5, "expected a number >= 0 and <= 1, given 1.5"),
+    ("checks.min_rows", None, "expected an integer >= 1, given null"),
+    ("collect.table", "rent apartments", "expected a string matching"),
+    ("collect.db_url", "", "expected a non-empty string"),
+    ("baseline.n_estimators", "100", "given '100' (a string)"),
+    ("predict.input", "my listings.csv", "expected a string matching"),
+    ("predict.input", "listings.xlsx", "expected a string matching"),
+    ("predict.max_reject_rate", "0.5", "given '0.5' (a string)"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "phrase"), BAD, ids=[f"{key}={value!r}" for key, value, _ in BAD])
+def test_a_bad_value_is_one_line_naming_the_key_the_expectation_and_the_value(key, value, phrase):
+    message = error_line(changed(key, value))
+    assert message.startswith(f"params.yaml: {key}: "), message
+    assert phrase in message, message
+
+
+def test_several_bad_keys_are_all_named_on_one_line():
+    params = changed("train.log_target", "no")
+    params["baseline"]["seed"] = "x"
+    message = error_line(params)
+    assert "train.log_target: expected true or false" in message
+    assert "baseline.seed: expected an integer" in message
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just text\n"])
+def test_a_file_that_is_not_a_mapping_is_one_line(tmp_path, text):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(
+        ParamsError, match=r"params.yaml: \(the whole file\): expected a mapping with the keys"
+    ):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_unreadable_files_are_one_line(tmp_path):
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("train.max_features", "sqrt"), ("train.max_features", 1.0), ("train.max_features", 3),
+     ("train.max_features", None), ("train.max_depth", 12), ("train.n_jobs", -1),
+     ("train.log_target", False), ("checks.bounds.area", [5.5, 1000])],
+)  # fmt: skip
+def test_every_allowed_kind_of_value_passes(key, value):
+    params = validate_params(changed(key, value), "params.yaml")
+    group = key.split(".")[0]
+    assert params.model_dump()[group] == changed(key, value)[group]
+
+
+def test_the_feature_groups_of_the_schema_are_those_of_the_features():
+    assert tuple(FeatureGroups.model_fields) == FEATURE_GROUPS
+
+
+def test_loaded_params_are_read_only():
+    params = validate_params(COMMITTED, "params.yaml")
+    with pytest.raises(ValueError, match="frozen"):
+        params.train.n_estimators = 1
+
+
+def test_docs_params_md_is_generated_from_the_schema():
+    assert (REPO_ROOT / "docs" / "params.md").read_text(encoding="utf-8") == markdown(), (
+        "docs/params.md is stale: python -m rentprice.params --markdown > docs/params.md"
+    )
+    for key in ["train.n_estimators", "train.features.location", "predict.max_reject_rate"]:
+        assert f"`{key}`" in markdown()
+
+
+def test_the_checker_command_exits_2_with_the_line(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed("train.log_target", "false")))
+    command = [sys.executable, "-m", "rentprice.params", str(tmp_path / "params.yaml")]
+    result = subprocess.run(command, capture_output=True, text=True, env=tool_env(), cwd=REPO_ROOT)
+    assert result.returncode == 2
+    line = f"ERROR: {tmp_path / 'params.yaml'}: train.log_target: expected true or false, given 'false'"
+    assert result.stderr.strip().splitlines() == [f"{line} (a string)"]
+    ok = subprocess.run([*command[:-1], str(REPO_ROOT / "params.yaml")], env=tool_env(), cwd=REPO_ROOT)
+    assert ok.returncode == 0

@@ -1,0 +1,101 @@
+"""Stopping `dvc repro` stops its running stage: nothing is written later and nothing is left behind.
+
+DVC ignores SIGINT while a stage runs (Ctrl-C reaches the stage itself, as the whole foreground
+process group gets it) and dies on SIGTERM or SIGKILL without stopping the stage; the stage asks
+Linux for SIGTERM when its parent dies (rentprice/__init__.py) and removes its
+temporary files on SIGTERM.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from rentprice.io import TEMP_DIR, file_md5
+from tests.conftest import run, tool_env
+from tests.integration.params_support import get_param, set_params
+
+pytestmark = pytest.mark.slow
+
+MODEL = "models/model.joblib"
+
+
+def stage_process(repo: Path, script: str) -> int | None:
+    """The pid of the process running ``script`` in ``repo``, if any."""
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            if (
+                entry.name.isdigit()
+                and script.encode() in command
+                and os.readlink(entry / "cwd") == str(repo)
+            ):
+                return int(entry.name)
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return None
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (SigCgt in /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def wait_for(condition, what: str, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        "ctrl-c",  # SIGINT to the process group, as a terminal sends it
+        "sigterm",  # to dvc alone (e.g. `kill PID`, a CI timeout)
+        "sigkill",  # to dvc alone
+    ],
+)
+def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, stop):
+    repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
+    model = file_md5(repo / MODEL)
+    # more trees than committed: a new model that takes long enough to interrupt
+    committed = get_param(repo, "train.n_estimators")
+    set_params(repo, {"train.n_estimators": 4 * committed + 1})
+    with open(tmp_path / "dvc.log", "w") as log:
+        dvc = subprocess.Popen(
+            ["dvc", "repro", "train"],
+            cwd=repo,
+            env=tool_env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        pid = wait_for(lambda: stage_process(repo, "stages/train.py"), "the train stage to start")
+        wait_for(lambda: handles_sigterm(pid), "the train stage to set up its signals")
+        time.sleep(0.5)  # into the work
+        if stop == "ctrl-c":
+            os.killpg(dvc.pid, signal.SIGINT)
+        else:
+            os.kill(dvc.pid, signal.SIGTERM if stop == "sigterm" else signal.SIGKILL)
+        assert dvc.wait(timeout=60) != 0
+        wait_for(lambda: stage_process(repo, "stages/train.py") is None, "the train stage to stop", 30)
+    finally:
+        if dvc.poll() is None:
+            dvc.kill()
+    # DVC removed the old model before it ran the stage; the stopped stage wrote no new one
+    assert not (repo / MODEL).exists(), "the stage went on and wrote a model"
+    assert not (repo / TEMP_DIR).exists() or list((repo / TEMP_DIR).iterdir()) == []
+    assert list(repo.glob("models/.*.tmp")) == []
+    set_params(repo, {"train.n_estimators": committed})  # DVC's locks are free: the old model comes back
+    assert "Running stage" not in run(["dvc", "repro"], repo).stdout  # from DVC's run cache
+    assert file_md5(repo / MODEL) == model
