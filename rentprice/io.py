@@ -7,7 +7,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,41 @@ import pandas as pd
 
 from rentprice.errors import DataError
 
+#: Rows fetched from the database at a time: the driver holds one chunk, never the whole table.
+SQL_CHUNK_ROWS = 50_000
+#: Per SQL dialect, the collation that orders text by code point (as SQLite's default BINARY does),
+#: so the snapshot's row order does not depend on the server's locale. Other dialects use their own.
+CODE_POINT_COLLATION = {"postgresql": "C"}
 
-def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFrame:
-    """Read ``columns`` of ``table`` ordered by every column, so the row order never depends on storage.
 
-    A bad URL, an unreachable database, a missing table or a missing column is a one-line DataError.
+def read_sql_table(
+    db_url: str, table: str, columns: Sequence[str], kinds: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Read ``columns`` of ``table`` as one frame, in the order of ``read_sql_chunks``.
+
+    Errors as for ``read_sql_chunks``.
+    """
+    return pd.concat(list(read_sql_chunks(db_url, table, columns, kinds)), ignore_index=True)
+
+
+def read_sql_chunks(
+    db_url: str,
+    table: str,
+    columns: Sequence[str],
+    kinds: Mapping[str, str] | None = None,
+    chunk_rows: int = SQL_CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """Stream ``columns`` of ``table`` as frames of at most ``chunk_rows`` rows, ordered by every column.
+
+    Rows come ordered by every column in turn (text by code point, missing values first), so the
+    order never depends on storage or on the server's locale. The query runs on a server-side
+    cursor where the driver has one (PostgreSQL), so memory holds one chunk, not the table.
+    ``kinds`` maps a column to ``"number"`` or ``"text"``: a column whose declared SQL type is of the
+    other kind is an error (a column without a declared type, possible in SQLite, passes).
+
+    A bad URL, a missing driver, an unreachable database, refused credentials or permissions, a
+    missing table or column, a column of the wrong type and a table without rows are each a one-line
+    DataError; the password never appears in it.
     """
     import sqlalchemy as sa  # here, not at the top: only collect reads SQL; it adds 0.3 s to every start-up
 
@@ -33,6 +63,7 @@ def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFr
         raise DataError(
             f"{where}: database driver {error.name!r} is not installed (pip install it)"
         ) from None
+    rows = 0
     try:
         with engine.connect() as connection:
             try:
@@ -43,13 +74,56 @@ def read_sql_table(db_url: str, table: str, columns: Sequence[str]) -> pd.DataFr
             if absent:
                 raise DataError(f"{where}: table {table!r} is missing column(s) {', '.join(absent)}")
             selected = [reflected.columns[name] for name in columns]
-            query = sa.select(*selected).order_by(*selected)
-            return pd.read_sql(query, connection)
-    except sa.exc.OperationalError as error:
-        reason = str(error.orig).splitlines()[0] if error.orig else "cannot connect"
-        raise DataError(f"{where}: cannot read the database ({reason})") from None
+            wrong = [_kind_problem(column, (kinds or {}).get(column.name)) for column in selected]
+            if any(wrong):
+                raise DataError(f"{where}: table {table!r}: {'; '.join(filter(None, wrong))}")
+            collation = CODE_POINT_COLLATION.get(engine.dialect.name)
+            order = [_ordering(column, collation) for column in selected]
+            query = sa.select(*selected).order_by(*order)
+            streaming = connection.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+            result = streaming.execute(query)
+            while records := result.fetchmany(chunk_rows):
+                rows += len(records)
+                yield pd.DataFrame.from_records(records, columns=list(columns), coerce_float=True)
+    except sa.exc.DBAPIError as error:
+        raise DataError(f"{where}: cannot read the database ({_reason(error, db_url)})") from None
     finally:
         engine.dispose()
+    if not rows:
+        raise DataError(f"{where}: table {table!r} has no rows")
+
+
+def _kind_problem(column, kind: str | None) -> str | None:
+    """Why ``column``'s declared SQL type does not hold values of ``kind``, or None when it does."""
+    import sqlalchemy as sa
+
+    declared = column.type
+    if kind is None or isinstance(declared, sa.types.NullType):
+        return None
+    is_number = isinstance(declared, sa.types.Integer | sa.types.Numeric | sa.types.Float)
+    is_text = isinstance(declared, sa.types.String)
+    if (kind == "number" and is_number) or (kind == "text" and is_text):
+        return None
+    return f"column {column.name} is {declared}, expected {kind}"
+
+
+def _ordering(column, collation: str | None):
+    """Ascending, missing values first, text in ``collation`` when given."""
+    import sqlalchemy as sa
+
+    key = column.collate(collation) if collation and isinstance(column.type, sa.types.String) else column
+    return key.asc().nulls_first()
+
+
+def _reason(error, db_url: str) -> str:
+    """The first line of the driver's message, with the URL's password (if any) masked."""
+    import sqlalchemy as sa
+
+    reason = str(error.orig).strip().splitlines()[0] if error.orig and str(error.orig).strip() else ""
+    password = sa.engine.make_url(db_url).password
+    if password:
+        reason = reason.replace(str(password), "***")
+    return reason or error.__class__.__name__
 
 
 def _redact(db_url: str) -> str:

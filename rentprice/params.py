@@ -131,6 +131,14 @@ class Predict(Group):
     max_reject_rate: Share = Field(description="fail, writing nothing, above this share of rejected rows")
 
 
+class Drift(Group):
+    """Group ``drift``: when scored listings count as unlike the training data (docs/drift.md)."""
+
+    psi_warn: Annotated[float, Field(gt=0)] = Field(description="PSI from which a feature is a drift warning")
+    psi_alert: Annotated[float, Field(gt=0)] = Field(description="PSI from which a feature is a drift alert")
+    min_rows: PositiveInt = Field(description="scored rows below which no verdict is given (PSI too noisy)")
+
+
 class Params(Group):
     """The whole of ``params.yaml``."""
 
@@ -140,6 +148,7 @@ class Params(Group):
     train: Train
     baseline: Baseline
     predict: Predict
+    drift: Drift
 
 
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:

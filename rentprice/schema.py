@@ -61,10 +61,11 @@ def require_columns(frame: pd.DataFrame, source: str, required: Sequence[str] = 
         raise DataError(f"{source}: missing column(s) {', '.join(absent)}")
 
 
-def coerce_types(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def coerce_types(frame: pd.DataFrame, source: str, first_row: int = 0) -> pd.DataFrame:
     """Return the schema columns present, numeric kinds as float64 and text as strings.
 
-    Raises DataError naming the first row and field whose value is not a number.
+    Raises DataError naming the first row (``first_row`` plus the position, for a chunk of a
+    larger table) and field whose value is not a number.
     """
     out = pd.DataFrame(index=frame.index)
     for name in frame.columns.intersection(SOURCE_COLUMNS, sort=False):
@@ -75,9 +76,8 @@ def coerce_types(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             bad = numbers.isna() & frame[name].notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(
-                    f"{source}: row {row}, field {name}: {frame[name].iloc[row]!r} is not a number"
-                )
+                value = frame[name].iloc[row]
+                raise DataError(f"{source}: row {first_row + row}, field {name}: {value!r} is not a number")
             out[name] = numbers.astype("float64")
     return out[[c for c in SOURCE_COLUMNS if c in out.columns]]
 

@@ -1,18 +1,25 @@
-"""Stage collect: read the listings table from SQL and write the raw Parquet snapshot."""
+"""Stage collect: stream the listings table from SQL into the raw Parquet snapshot."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-from rentprice.io import read_sql_table, write_parquet
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rentprice.io import atomic_path, read_sql_chunks
 from rentprice.logs import run_stage, step
 from rentprice.params import load_params
-from rentprice.schema import SOURCE_COLUMNS, coerce_types
+from rentprice.schema import SOURCE_COLUMNS, TEXT_COLUMNS, coerce_types
 
 DB_URL_VARIABLE = "RENTPRICE_DB_URL"
+#: The SQL type each source column must have: text columns text, every other one a number.
+COLUMN_KINDS = {name: "text" if name in TEXT_COLUMNS else "number" for name in SOURCE_COLUMNS}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,12 +34,31 @@ def collect(params_path: Path, output: Path) -> None:
     """Read the table named in params (URL from the environment if set) and write it typed."""
     params = load_params(params_path).collect
     db_url = os.environ.get(DB_URL_VARIABLE) or params.db_url
-    with step("read listings") as facts:
-        frame = read_sql_table(db_url, params.table, SOURCE_COLUMNS)
-        facts["rows"] = len(frame)
-    with step("check types and write snapshot") as facts:
-        write_parquet(coerce_types(frame, f"table {params.table}"), output)
+    with step("read listings and write snapshot") as facts:
+        chunks = read_sql_chunks(db_url, params.table, SOURCE_COLUMNS, COLUMN_KINDS)
+        facts["rows"] = write_snapshot(chunks, output, f"table {params.table}")
         facts["output"] = output
+
+
+def write_snapshot(chunks: Iterable[pd.DataFrame], output: Path, source: str) -> int:
+    """Type-check each chunk and append it to ``output``, which appears only when all are written.
+
+    Memory holds one chunk at a time. Returns the number of rows; a value that is not a number is a
+    DataError naming its row in the whole table.
+    """
+    rows = 0
+    with atomic_path(output) as temporary:
+        writer = None
+        try:
+            for chunk in chunks:
+                table = pa.Table.from_pandas(coerce_types(chunk, source, rows), preserve_index=False)
+                writer = writer or pq.ParquetWriter(temporary, table.schema)
+                writer.write_table(table)
+                rows += len(chunk)
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

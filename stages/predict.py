@@ -10,6 +10,7 @@ from itertools import chain
 from pathlib import Path
 from time import perf_counter
 
+import pyarrow.compute as pc
 from loguru import logger
 from tqdm import tqdm
 
@@ -26,8 +27,11 @@ from rentprice.batch import (
     table_writer,
     use_jemalloc,
 )
+from rentprice.drift import DEFAULT_THRESHOLDS, DriftMonitor
+from rentprice.drift import describe as describe_drift
+from rentprice.io import write_json
 from rentprice.logs import run_stage, step
-from rentprice.scoring import DVC_LOCK, FIELD, load_scoring_model
+from rentprice.scoring import DVC_LOCK, FIELD, ROW, load_scoring_model
 
 PROGRESS_SECONDS = 30
 
@@ -53,9 +57,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lock", type=Path, default=DVC_LOCK, help="dvc.lock to check the model's md5 against"
     )
+    parser.add_argument(
+        "--drift", type=Path, help="drift summary, JSON (default: <output>.drift.json; docs/drift.md)"
+    )
+    for name, value in DEFAULT_THRESHOLDS.items():
+        kind = int if isinstance(value, int) else float
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, help=f"drift {name}")
     args = parser.parse_args(argv)
     if args.rejects is None:
         args.rejects = args.output.with_name(f"{args.output.stem}.rejects.csv")
+    if args.drift is None:
+        args.drift = args.output.with_name(f"{args.output.stem}.drift.json")
     return args
 
 
@@ -88,6 +100,7 @@ def predict(args: argparse.Namespace) -> None:
     del first  # so each chunk is freed once scored
     model = load_scoring_model(args.model, args.lock)
     rows, scored, recovered, rejected_fields = 0, 0, Counter(), Counter()
+    drift = DriftMonitor(model.get("drift_profile"))
     with step("score listings") as facts, ExitStack() as stack:
         write_scored = stack.enter_context(table_writer(args.output, schemas[0]))
         write_rejects = stack.enter_context(table_writer(args.rejects, schemas[1]))
@@ -99,6 +112,7 @@ def predict(args: argparse.Namespace) -> None:
             scored_rows, rejects, chunk_recovered = score_chunk(model, table, rows, passthrough, schemas)
             write_scored(scored_rows)
             write_rejects(rejects)
+            drift.update(table.take(pc.subtract(scored_rows.column(ROW), rows)))
             rows, scored = rows + table.num_rows, scored + scored_rows.num_rows
             recovered.update(chunk_recovered)
             rejected_fields.update(rejects.column(FIELD).to_pylist())
@@ -111,7 +125,10 @@ def predict(args: argparse.Namespace) -> None:
         facts["rows_per_s"] = round(rows / max(perf_counter() - started, 1e-9))
     logger.info("rejected by field: {}", describe(rejected_fields) or "none")
     logger.info("scored with the value treated as unknown: {}", describe(recovered) or "none")
-    logger.info("wrote {} and {}", args.output, args.rejects)
+    summary = drift.summary({name: getattr(args, name) for name in DEFAULT_THRESHOLDS})
+    write_json(summary, args.drift)
+    logger.info("{}", describe_drift(summary))
+    logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
 
 
 def main(argv: list[str] | None = None) -> int:

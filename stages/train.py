@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rentprice.drift import training_profile
 from rentprice.io import file_md5, read_parquet
 from rentprice.logs import run_stage, step
 from rentprice.model import build_model, fit_model, save_model
@@ -32,6 +33,7 @@ def train(args: argparse.Namespace) -> None:
         facts.update(rows=len(frame), trees=params.train.n_estimators)
     with step("save model") as facts:
         metadata = {"training_data_md5": file_md5(args.train), "params": params.train.model_dump()}
+        metadata["drift_profile"] = training_profile(frame, params.prepare.plausible)
         save_model(model, args.model, metadata)
         facts.update(path=args.model, bytes=args.model.stat().st_size)
 

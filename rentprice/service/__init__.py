@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from rentprice.service.api import api
 from rentprice.service.config import ServiceConfig
+from rentprice.service.drift import drift
 from rentprice.service.models import ModelHolder
 from rentprice.service.web import web
 
@@ -46,6 +47,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.extensions["rentprice"] = holder
     app.register_blueprint(api)
     app.register_blueprint(web)
+    app.register_blueprint(drift)
 
     @app.before_request
     def follow_reloads() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from rentprice.errors import RentpriceError
+from rentprice.service.drift import record_scored
 from rentprice.service.listings import json_int, judge
 from rentprice.service.models import ModelHolder, ServedModel
 
@@ -66,6 +67,7 @@ def predict() -> tuple[Response, int]:
         )
     model = served()
     verdict = judge(listings, model.bundle)
+    record_scored(listings, verdict.predictions)
     status = HTTPStatus.UNPROCESSABLE_ENTITY if verdict.errors else HTTPStatus.OK
     return jsonify(
         model_version=model.version,

@@ -10,6 +10,7 @@ from rentprice.features import ENERGY_LABELS
 from rentprice.schema import FEATURE_COLUMNS, YES_NO_COLUMNS
 from rentprice.scoring import FIELD, PREDICTION, REASON
 from rentprice.service.api import served
+from rentprice.service.drift import record_scored
 from rentprice.service.listings import GARDEN_M2, Verdict, form_listing, judge
 from rentprice.service.models import ServedModel
 
@@ -33,7 +34,9 @@ def submit() -> tuple[str, int]:
         abort(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "submit the form as application/x-www-form-urlencoded")
     model = served()
     values = {name: request.form.get(name, "") for name in FORM_FIELDS}
-    verdict = judge([form_listing(values)], model.bundle)
+    listings = [form_listing(values)]
+    verdict = judge(listings, model.bundle)
+    record_scored(listings, verdict.predictions)
     status = HTTPStatus.OK if verdict.predictions else HTTPStatus.UNPROCESSABLE_ENTITY
     return page(model, values, verdict), status
 

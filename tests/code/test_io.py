@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from rentprice.errors import DataError
-from rentprice.io import atomic_path, file_md5, read_parquet, read_sql_table, write_json
+from rentprice.io import atomic_path, file_md5, read_parquet, read_sql_chunks, read_sql_table, write_json
 from tests.conftest import listings
 
 
@@ -21,6 +21,18 @@ def test_read_sql_table_orders_rows_deterministically(tiny_db):
     frame = read_sql_table(f"sqlite:///{tiny_db}", "rent_apartments", ["rent", "area"])
     assert list(frame.columns) == ["rent", "area"]
     assert frame["rent"].tolist() == [1000.0, 3000.0]
+
+
+def test_read_sql_chunks_streams_at_most_chunk_rows_in_order(tiny_db):
+    chunks = list(read_sql_chunks(f"sqlite:///{tiny_db}", "rent_apartments", ["rent"], chunk_rows=1))
+    assert [chunk["rent"].tolist() for chunk in chunks] == [[1000.0], [3000.0]]
+
+
+def test_read_sql_table_checks_declared_types(tiny_db):
+    with pytest.raises(DataError, match=r"column rent is REAL, expected text; column area is REAL, exp"):
+        read_sql_table(
+            f"sqlite:///{tiny_db}", "rent_apartments", ["rent", "area"], {"rent": "text", "area": "text"}
+        )
 
 
 def test_read_sql_table_missing_table(tiny_db):

@@ -219,7 +219,7 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(stage, model_file, workdi
         encoding="utf-8",
     )
     assert run(stage, model_file, source, workdir / "scored.csv") == 0
-    assert leftovers(workdir) == ["scored.csv", "scored.rejects.csv"]
+    assert leftovers(workdir) == ["scored.csv", "scored.drift.json", "scored.rejects.csv"]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import sqlite3
 import pytest
 import yaml
 
+from rentprice.errors import DataError
 from tests.conftest import REPO_ROOT, listings
 
 
@@ -26,27 +27,32 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def write_db(path, frame):
+def write_db(path, frame, types=None):
     with sqlite3.connect(path) as connection:
-        frame.to_sql("rent_apartments", connection, index=False)
+        frame.to_sql("rent_apartments", connection, index=False, dtype=types)
 
 
 def test_collect_writes_typed_snapshot(workdir):
     write_db(workdir / "db.sqlite", listings({}, {"area": 50}))
     assert stage("collect").main(["--output", "raw/listings.parquet"]) == 0
     assert (workdir / "raw" / "listings.parquet").is_file()
-    assert (workdir / "logs" / "collect.log").read_text().count("read listings: rows=2") == 1
+    log = (workdir / "logs" / "collect.log").read_text()
+    assert log.count("read listings and write snapshot: rows=2") == 1
 
 
 @pytest.mark.parametrize(
-    ("frame", "message"),
+    ("frame", "types", "message"),
     [
-        (listings().drop(columns="garden"), "is missing column(s) garden"),
-        (listings({"area": "big"}), "row 0, field area: 'big' is not a number"),
+        (listings().drop(columns="garden"), None, "is missing column(s) garden"),
+        (listings({"area": "big"}), None, "column area is TEXT, expected number"),
+        (listings({"zip": 1071}), None, "column zip is INTEGER, expected text"),
+        # SQLite keeps a text value in a REAL column: the value itself is checked
+        (listings({}, {"area": "big"}), {"area": "REAL"}, "row 1, field area: 'big' is not a number"),
+        (listings().iloc[:0], None, "table 'rent_apartments' has no rows"),
     ],
 )
-def test_collect_bad_source_is_one_line_and_no_output(workdir, capsys, frame, message):
-    write_db(workdir / "db.sqlite", frame)
+def test_collect_bad_source_is_one_line_and_no_output(workdir, capsys, frame, types, message):
+    write_db(workdir / "db.sqlite", frame, types)
     assert stage("collect").main(["--output", "raw/listings.parquet"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and message in errors[0]
@@ -118,3 +124,10 @@ def test_every_stage_checks_the_whole_params_file_before_any_work(workdir, capsy
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and f"params.yaml: {phrase}" in errors[0], errors
     assert {path for path in workdir.rglob("*") if "logs" not in path.parts} == before
+
+
+def test_collect_names_the_row_in_the_whole_table_and_writes_no_partial_snapshot(tmp_path):
+    chunks = [listings(), listings({"area": "big"})]
+    with pytest.raises(DataError, match=r"^table t: row 1, field area: 'big' is not a number$"):
+        stage("collect").write_snapshot(iter(chunks), tmp_path / "raw.parquet", "table t")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,238 @@
+"""Data drift: whether the listings being scored are like the ones the model was trained on.
+
+At training, ``training_profile`` summarises the training features in a few kilobytes stored in
+the model file: per number, the decile edges and the share of training rows in each bin between
+them; per category, the share of each frequent category. At scoring, ``count_bins`` puts the
+listings of each chunk into the same bins (counts add up, so a stream of chunks costs no more
+memory than one), and ``drift_summary`` compares the scored shares with the training shares.
+
+The statistic is the population stability index (PSI) of each feature,
+``PSI = Σ (a_i - e_i) * ln(a_i / e_i)`` over bins with actual shares ``a`` and expected
+(training) shares ``e``: the symmetric Kullback-Leibler (Jeffreys) divergence of the two binned
+distributions (Siddiqi, *Credit Risk Scorecards*, 2006; Yurdakul, *Statistical properties of
+the population stability index*, 2018). The usual reading is < 0.1 stable, 0.1 to 0.25 some shift,
+> 0.25 a major shift; the thresholds are params ``drift.psi_warn`` and ``drift.psi_alert``. A
+missing value is a bin of its own, and so is a category never seen in training ("unseen").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy.special import rel_entr
+
+from rentprice.features import district_key, energy_rank, map_distinct, neighborhood_key, yes_no
+from rentprice.schema import NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible
+
+#: Quantiles whose values bound the bins of a number: deciles.
+QUANTILES = tuple(np.linspace(0.1, 0.9, 9).round(2))
+#: A category with a smaller training share shares the bin "other" with the other rare ones.
+RARE_SHARE = 0.01
+#: Stands in for a share of zero in the PSI (a bin empty on one side), as is usual.
+MIN_SHARE = 1e-4
+MISSING, OTHER, UNSEEN = "missing", "other", "unseen"
+#: Digits kept in the summary: enough to compare batches, stable across platforms.
+DIGITS = 4
+VERDICTS = ("no drift", "drift warning", "drift alert")
+NO_PROFILE = "no training profile in the model file (retrain it with `dvc repro train`)"
+#: Thresholds when none are given (params ``drift`` overrides them): the usual PSI reading, and
+#: a batch size at which the PSI of a resampled training set stays well under ``psi_warn``.
+DEFAULT_THRESHOLDS = {"psi_warn": 0.1, "psi_alert": 0.25, "min_rows": 200}
+#: The listing columns the profile reads.
+PROFILED_COLUMNS: tuple[str, ...] = (*NUMERIC_COLUMNS, *YES_NO_COLUMNS, "energy", "zip", "neighborhood")
+
+
+def category_keys(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The category of each listing per categorical feature (object arrays; None when missing).
+
+    Categories are the ones the model sees: yes/no, the energy label (``unknown`` for none), the
+    postcode district (``1071``) and the neighborhood (the last two ``unknown`` when missing).
+    """
+    keys = {
+        name: map_distinct(frame[name], lambda v: {1.0: "yes", 0.0: "no"}.get(yes_no(v)), object)
+        for name in YES_NO_COLUMNS
+    }
+    keys["energy"] = map_distinct(
+        frame["energy"], lambda v: v.strip().upper() if not np.isnan(energy_rank(v)) else "unknown", object
+    )
+    keys["district"] = map_distinct(frame["zip"], district_key, object)
+    keys["neighborhood"] = map_distinct(frame["neighborhood"], neighborhood_key, object)
+    return keys
+
+
+def numbers(frame: pd.DataFrame, plausible: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
+    """Each numeric feature as float64, anything not a number or implausible as NaN."""
+    parsed = frame[list(NUMERIC_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype("float64")
+    masked = mask_implausible(parsed, plausible)
+    return {name: masked[name].to_numpy(dtype="float64", na_value=np.nan) for name in NUMERIC_COLUMNS}
+
+
+def training_profile(frame: pd.DataFrame, plausible: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """The compact profile of the training listings that ``drift_summary`` compares batches with.
+
+    ``frame``: listings with the feature columns; ``plausible``: the bounds outside which a number
+    is treated as missing (params ``prepare.plausible``), applied at scoring too. Plain lists and
+    dicts, so it pickles in the model file and prints as JSON.
+    """
+    features: dict[str, Any] = {}
+    for name, values in numbers(frame, plausible).items():
+        present = values[~np.isnan(values)]
+        edges = np.unique(np.quantile(present, QUANTILES)) if len(present) else np.empty(0)
+        features[name] = {"kind": "number", "edges": edges.tolist()}
+    for name, keys in category_keys(frame).items():
+        shares = pd.Series(keys[pd.notna(keys)]).value_counts(sort=False) / max(len(keys), 1)
+        frequent = sorted(shares.index[shares >= RARE_SHARE])
+        features[name] = {
+            "kind": "category",
+            "frequent": frequent,
+            "rare": sorted(set(shares.index) - set(frequent)),
+        }
+    profile = {
+        "rows": len(frame),
+        "plausible": {k: list(v) for k, v in plausible.items()},
+        "features": features,
+    }
+    counts = count_bins(frame, profile)
+    for name, feature in features.items():
+        feature["shares"] = (counts[name] / max(len(frame), 1)).round(6).tolist()
+    return profile
+
+
+def count_bins(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Per profiled feature, how many listings of ``frame`` fall in each bin.
+
+    Bins of a number: ``(-inf, edge_0], (edge_0, edge_1], …, (edge_last, inf)``, then missing. Bins of
+    a category: each frequent one, ``other`` (rare in training), ``unseen``, then ``missing``.
+
+    Counts of consecutive chunks add up to the counts of the whole batch.
+    """
+    features = profile["features"]
+    counts = {}
+    for name, values in numbers(frame, profile["plausible"]).items():
+        edges = np.asarray(features[name]["edges"], dtype="float64")
+        missing = np.isnan(values)
+        bins = np.bincount(np.searchsorted(edges, values[~missing], side="left"), minlength=len(edges) + 1)
+        counts[name] = np.append(bins, missing.sum()).astype("int64")
+    for name, keys in category_keys(frame).items():
+        feature = features[name]
+        distinct, codes = np.unique(np.where(pd.isna(keys), MISSING, keys).astype(str), return_inverse=True)
+        index = {label: position for position, label in enumerate(feature["frequent"])}
+        rare, other = set(feature["rare"]), len(feature["frequent"])
+        positions = np.array(
+            [
+                other + 2 if key == MISSING else index.get(key, other if key in rare else other + 1)
+                for key in distinct
+            ],
+            dtype="int64",
+        )
+        counts[name] = np.bincount(positions[codes.reshape(-1)], minlength=other + 3).astype("int64")
+    return counts
+
+
+def add_counts(
+    total: Mapping[str, np.ndarray] | None, chunk: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The bin counts of two parts of a batch together (``total`` None for the first part)."""
+    return {name: chunk[name] + (total[name] if total else 0) for name in chunk}
+
+
+def psi(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Population stability index of two share vectors over the same bins (module docstring).
+
+    Shares under MIN_SHARE count as MIN_SHARE so that a bin empty on one side stays finite.
+    """
+    a, e = np.maximum(actual, MIN_SHARE), np.maximum(expected, MIN_SHARE)
+    return float(np.sum(rel_entr(a, e) + rel_entr(e, a)))
+
+
+def drift_summary(
+    profile: Mapping[str, Any], counts: Mapping[str, np.ndarray] | None, thresholds: Mapping[str, float]
+) -> dict[str, Any]:
+    """The drift of a scored batch from the training profile, as JSON-ready numbers.
+
+    ``counts``: ``count_bins`` of the batch (summed over chunks; None for no rows). ``thresholds``:
+    params ``drift`` (``psi_warn``, ``psi_alert``, ``min_rows``). Per feature: PSI, the share of
+    missing values and, for categories, of categories never seen in training. The verdict is
+    ``drift alert`` when any PSI reaches ``psi_alert``, ``drift warning`` when any reaches
+    ``psi_warn``, ``no drift`` otherwise; ``no rows`` for an empty batch and ``too few rows`` below
+    ``min_rows`` rows (PSI is then too noisy to judge, though still reported).
+    """
+    features = profile["features"]
+    rows = int(next(iter(counts.values())).sum()) if counts else 0
+    summary: dict[str, Any] = {"rows": rows, "training_rows": profile["rows"]}
+    per_feature = {}
+    for name, feature in features.items():
+        values: dict[str, float | None] = {"psi": None, "missing_share": None}
+        if feature["kind"] == "category":
+            values["unseen_share"] = None
+        if rows:
+            shares = counts[name] / rows
+            values["psi"] = round(psi(shares, np.asarray(feature["shares"])), DIGITS)
+            values["missing_share"] = round(float(shares[-1]), DIGITS)
+            if feature["kind"] == "category":
+                values["unseen_share"] = round(float(shares[-2]), DIGITS)
+        per_feature[name] = values
+    scores = {name: values["psi"] for name, values in per_feature.items() if values["psi"] is not None}
+    worst = max(scores, key=scores.get) if scores else None
+    summary["max_psi"] = scores[worst] if worst else None
+    summary["max_psi_feature"] = worst
+    if not rows:
+        summary["verdict"] = "no rows"
+    elif rows < thresholds["min_rows"]:
+        summary["verdict"] = "too few rows"
+    else:
+        level = int(summary["max_psi"] >= thresholds["psi_warn"]) + int(
+            summary["max_psi"] >= thresholds["psi_alert"]
+        )
+        summary["verdict"] = VERDICTS[level]
+    summary["features"] = per_feature
+    return summary
+
+
+def describe(summary: Mapping[str, Any]) -> str:
+    """One log line: the verdict, the worst feature and the largest unseen share."""
+    if "features" not in summary:
+        return f"drift: {summary['verdict']}"
+    if not summary["rows"]:
+        return f"drift: {summary['verdict']} (no rows scored)"
+    unseen = {
+        name: values["unseen_share"]
+        for name, values in summary["features"].items()
+        if values.get("unseen_share")
+    }
+    most_unseen = max(unseen, key=unseen.get) if unseen else None
+    return (
+        f"drift: {summary['verdict']} over {summary['rows']} rows, max PSI {summary['max_psi']:.3f} "
+        f"({summary['max_psi_feature']})"
+        + (f", unseen {most_unseen} {unseen[most_unseen]:.1%}" if most_unseen else ", no unseen categories")
+    )
+
+
+@dataclass
+class DriftMonitor:
+    """Accumulates the bin counts of a batch chunk by chunk: ``update`` each chunk, then ``summary``.
+
+    ``profile``: the model file's ``drift_profile`` (None for a model trained without one).
+    """
+
+    profile: Mapping[str, Any] | None
+    counts: dict[str, np.ndarray] | None = None
+
+    def update(self, listings: pd.DataFrame | pa.Table) -> None:
+        """Add the listings of one chunk (at least PROFILED_COLUMNS, as read or as validated)."""
+        if self.profile is None or not len(listings):
+            return
+        if isinstance(listings, pa.Table):
+            listings = listings.select(list(PROFILED_COLUMNS)).to_pandas()
+        self.counts = add_counts(self.counts, count_bins(listings, self.profile))
+
+    def summary(self, thresholds: Mapping[str, float]) -> dict[str, Any]:
+        """``drift_summary`` of every listing added so far; only a verdict when there is no profile."""
+        if self.profile is None:
+            return {"verdict": NO_PROFILE}
+        return drift_summary(self.profile, self.counts, thresholds)

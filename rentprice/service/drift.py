@@ -1,0 +1,86 @@
+"""``GET /api/v1/model/drift``: the drift of the listings this process scored lately from the training data.
+
+The same statistics as batch scoring (``rentprice.drift``) over a rolling window of the last
+``RENTPRICE_DRIFT_WINDOW`` (default 1,000) listings scored through the API or the web page. Each
+server process (gunicorn worker) keeps its own window. Thresholds come from the ``drift`` params in
+the ``params.yaml`` beside the service's dvc.lock, or ``rentprice.drift.DEFAULT_THRESHOLDS``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import pandas as pd
+import yaml
+from flask import Blueprint, Response, abort, current_app, jsonify
+
+from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
+from rentprice.service.config import positive
+from rentprice.service.listings import INDEX
+
+drift = Blueprint("drift", __name__, url_prefix="/api/v1")
+
+WINDOW_VARIABLE = "RENTPRICE_DRIFT_WINDOW"
+DEFAULT_WINDOW = 1000
+EXTENSION = "rentprice.drift"
+
+
+class ScoredWindow:
+    """The profiled fields of the last ``size`` listings scored, oldest first; safe across threads."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._listings: deque[dict[str, Any]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, listings: Sequence[Mapping[str, Any]]) -> None:
+        """Append scored listings (JSON objects), dropping the oldest beyond ``size``."""
+        rows = [{name: listing.get(name) for name in PROFILED_COLUMNS} for listing in listings]
+        with self._lock:
+            self._listings.extend(rows)
+
+    def frame(self) -> pd.DataFrame:
+        """The window as a frame with the profiled columns (values as sent)."""
+        with self._lock:
+            rows = list(self._listings)
+        return pd.DataFrame(rows, columns=list(PROFILED_COLUMNS), dtype=object)
+
+
+@drift.record_once
+def _create_window(state) -> None:
+    size = positive(WINDOW_VARIABLE, os.environ.get(WINDOW_VARIABLE), DEFAULT_WINDOW)
+    state.app.extensions[EXTENSION] = ScoredWindow(size)
+
+
+def record_scored(listings: Sequence[object], predictions: Sequence[Mapping[str, Any]]) -> None:
+    """Add the listings that got a prediction (``Verdict.predictions``) to the app's window."""
+    window = current_app.extensions.get(EXTENSION)
+    if window is not None:
+        window.add([listings[prediction[INDEX]] for prediction in predictions])
+
+
+def thresholds() -> dict[str, float]:
+    """The ``drift`` params beside the service's dvc.lock, else the defaults."""
+    params = current_app.extensions["rentprice"].config.lock_path.parent / "params.yaml"
+    try:
+        group = (yaml.safe_load(params.read_text(encoding="utf-8")) or {}).get("drift") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        group = {}
+    return {name: group.get(name, default) for name, default in DEFAULT_THRESHOLDS.items()}
+
+
+@drift.get("/model/drift")
+def model_drift() -> Response:
+    """The drift summary of the scored-listings window against the served model's training profile."""
+    model = current_app.extensions["rentprice"].current
+    if model is None:
+        abort(HTTPStatus.SERVICE_UNAVAILABLE, "no model is loaded")
+    window = current_app.extensions[EXTENSION]
+    monitor = DriftMonitor(model.bundle.get("drift_profile"))
+    monitor.update(window.frame())
+    return jsonify(model_version=model.version, window=window.size, **monitor.summary(thresholds()))

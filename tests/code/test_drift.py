@@ -1,0 +1,152 @@
+"""Drift of scored listings from the training profile: PSI per feature, unseen categories, verdict."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rentprice.drift import (
+    NO_PROFILE,
+    DriftMonitor,
+    add_counts,
+    count_bins,
+    describe,
+    drift_summary,
+    psi,
+    training_profile,
+)
+from rentprice.io import read_sql_table
+from rentprice.model import build_model, save_model
+from rentprice.schema import SOURCE_COLUMNS, coerce_types
+from tests.code.scoring_fixtures import TRAIN, training_rows
+from tests.code.test_predict_cli import load_stage
+from tests.conftest import REPO_ROOT, SOURCE_DB, listings
+
+PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+THRESHOLDS = PARAMS["drift"]
+PLAUSIBLE = PARAMS["prepare"]["plausible"]
+
+
+@pytest.fixture(scope="module")
+def source() -> pd.DataFrame:
+    """The real listings, typed as collect writes them (the source snapshot that `make setup` pulls)."""
+    raw = read_sql_table(f"sqlite:///{SOURCE_DB}", PARAMS["collect"]["table"], SOURCE_COLUMNS)
+    return coerce_types(raw, "source")
+
+
+@pytest.fixture(scope="module")
+def profile(source) -> dict:
+    return training_profile(source, PLAUSIBLE)
+
+
+def summarise(profile: dict, batch: pd.DataFrame, chunks: int = 4) -> dict:
+    monitor = DriftMonitor(profile)
+    for part in np.array_split(np.arange(len(batch)), chunks):
+        monitor.update(batch.iloc[part])
+    return monitor.summary(THRESHOLDS)
+
+
+def test_psi_of_hand_computed_shares():
+    assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0
+    # (0.5 - 0.25) ln(0.5 / 0.25) + (0.5 - 0.75) ln(0.5 / 0.75)
+    assert psi(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(0.25 * math.log(3))
+
+
+def test_profile_is_compact_json_with_training_shares_summing_to_one(profile, source):
+    assert profile["rows"] == len(source)
+    assert len(json.dumps(profile)) < 20_000
+    for name, feature in profile["features"].items():
+        assert sum(feature["shares"]) == pytest.approx(1, abs=1e-5), name
+    assert len(profile["features"]["area"]["edges"]) == 9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_resample_of_the_training_data_shows_no_drift(profile, source, seed):
+    summary = summarise(profile, source.sample(len(source), replace=True, random_state=seed))
+    assert summary["verdict"] == "no drift", describe(summary)
+    assert summary["max_psi"] < THRESHOLDS["psi_warn"]
+    assert all(values.get("unseen_share", 0) == 0 for values in summary["features"].values())
+
+
+def test_larger_areas_are_a_drift_alert_on_area(profile, source):
+    summary = summarise(profile, source.assign(area=source["area"] * 1.5))
+    assert summary["verdict"] == "drift alert"
+    assert summary["max_psi_feature"] == "area" and summary["max_psi"] >= THRESHOLDS["psi_alert"]
+    assert summary["features"]["rooms"]["psi"] == 0
+
+
+def test_an_unseen_district_is_counted_and_alerts(profile, source):
+    shifted = source.copy()
+    shifted.loc[shifted.index[: len(source) // 5], "zip"] = "9999 ZZ"
+    summary = summarise(profile, shifted)
+    district = summary["features"]["district"]
+    assert district["unseen_share"] == pytest.approx((len(source) // 5) / len(source), abs=1e-4)
+    assert district["psi"] >= THRESHOLDS["psi_alert"] and summary["verdict"] == "drift alert"
+    assert summary["features"]["area"]["psi"] == 0
+    assert "unseen district 20.0%" in describe(summary)
+
+
+def test_an_empty_batch_has_a_summary_without_statistics(profile):
+    summary = summarise(profile, listings().iloc[:0])
+    assert (summary["rows"], summary["verdict"], summary["max_psi"]) == (0, "no rows", None)
+    assert all(values["psi"] is None for values in summary["features"].values())
+    assert json.loads(json.dumps(summary)) == summary
+    assert describe(summary) == "drift: no rows (no rows scored)"
+
+
+def test_a_small_batch_gets_no_verdict(profile, source):
+    summary = summarise(profile, source.head(THRESHOLDS["min_rows"] - 1), chunks=1)
+    assert summary["verdict"] == "too few rows" and summary["max_psi"] is not None
+
+
+def test_counts_of_chunks_add_up_to_the_counts_of_the_batch(profile, source):
+    whole = count_bins(source, profile)
+    parts = None
+    for part in np.array_split(np.arange(len(source)), 7):
+        parts = add_counts(parts, count_bins(source.iloc[part], profile))
+    assert parts.keys() == whole.keys()
+    assert all((parts[name] == whole[name]).all() for name in whole)
+
+
+def test_raw_text_values_bin_as_their_numbers_and_bad_ones_as_missing(profile):
+    typed = listings({"area": 80.0, "constraction_year": 1005.0}, {"area": None})
+    text = listings({"area": "80", "constraction_year": "1005"}, {"area": "12a"})
+    assert {k: v.tolist() for k, v in count_bins(text, profile).items()} == {
+        k: v.tolist() for k, v in count_bins(typed, profile).items()
+    }
+    counts = count_bins(typed, profile)
+    assert counts["area"][-1] == 1 and counts["constraction_year"][-1] == 1  # 1005: implausible
+
+
+def test_a_model_without_a_profile_says_so():
+    monitor = DriftMonitor(None)
+    monitor.update(listings())
+    assert monitor.summary(THRESHOLDS) == {"verdict": NO_PROFILE}
+    assert describe(monitor.summary(THRESHOLDS)) == f"drift: {NO_PROFILE}"
+
+
+def test_summary_thresholds_come_from_the_arguments(profile, source):
+    counts = count_bins(source.assign(area=source["area"] * 1.1), profile)
+    low = drift_summary(profile, counts, {**THRESHOLDS, "psi_warn": 0.0, "psi_alert": 1e9})
+    high = drift_summary(profile, counts, {**THRESHOLDS, "psi_warn": 1e9, "psi_alert": 1e9})
+    assert (low["verdict"], high["verdict"]) == ("drift warning", "no drift")
+
+
+def test_predict_writes_the_summary_of_the_scored_rows_beside_its_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    frame = training_rows()
+    plausible = {"constraction_year": [1500, 2030]}
+    model = build_model(TRAIN, plausible).fit(frame, frame["rent"])
+    save_model(model, tmp_path / "model.joblib", {"drift_profile": training_profile(frame, plausible)})
+    batch = frame.assign(area=frame["area"] * 1.5)
+    batch.loc[0, "balcony"] = "maybe"  # rejected: not part of what is scored
+    batch.to_csv(tmp_path / "in.csv", index=False)
+    argv = ["--model", "model.joblib", "--input", "in.csv", "--output", "out.parquet", "--min-rows", "10"]
+    assert load_stage().main(argv) == 0
+    summary = json.loads((tmp_path / "out.drift.json").read_text(encoding="utf-8"))
+    assert (summary["rows"], summary["verdict"], summary["max_psi_feature"]) == (29, "drift alert", "area")
+    assert summary["features"]["balcony"]["psi"] == 0
+    assert describe(summary) in capsys.readouterr().err
