@@ -27,7 +27,7 @@ from rentprice.batch import (
     table_writer,
     use_jemalloc,
 )
-from rentprice.drift import DEFAULT_THRESHOLDS, DriftMonitor
+from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
 from rentprice.drift import describe as describe_drift
 from rentprice.io import write_json
 from rentprice.logs import run_stage, step
@@ -112,7 +112,11 @@ def predict(args: argparse.Namespace) -> None:
             scored_rows, rejects, chunk_recovered = score_chunk(model, table, rows, passthrough, schemas)
             write_scored(scored_rows)
             write_rejects(rejects)
-            drift.update(table.take(pc.subtract(scored_rows.column(ROW), rows)))
+            drift.update(
+                table.take(pc.subtract(scored_rows.column(ROW), rows))
+                .select(list(PROFILED_COLUMNS))
+                .to_pandas()
+            )
             rows, scored = rows + table.num_rows, scored + scored_rows.num_rows
             recovered.update(chunk_recovered)
             rejected_fields.update(rejects.column(FIELD).to_pylist())
