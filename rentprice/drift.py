@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from scipy.special import rel_entr
 
 from rentprice.features import district_key, energy_rank, map_distinct, neighborhood_key, yes_no
@@ -234,11 +233,14 @@ class DriftMonitor:
     profile: Mapping[str, Any] | None
     counts: dict[str, np.ndarray] | None = None
 
-    def update(self, listings: pd.DataFrame | pa.Table) -> None:
-        """Add the listings of one chunk (at least PROFILED_COLUMNS, as read or as validated)."""
+    def update(self, listings: pd.DataFrame | Any) -> None:
+        """Add the listings of one chunk: a frame or a pyarrow Table with at least PROFILED_COLUMNS.
+
+        (pyarrow is not imported here: the service, which imports this module, runs without it.)
+        """
         if self.profile is None or not len(listings):
             return
-        if isinstance(listings, pa.Table):
+        if not isinstance(listings, pd.DataFrame):
             listings = listings.select(list(PROFILED_COLUMNS)).to_pandas()
         self.counts = add_counts(self.counts, count_bins(listings, self.profile))
 
