@@ -17,7 +17,7 @@ missing value is a bin of its own, and so is a category never seen in training (
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,27 +46,36 @@ DEFAULT_THRESHOLDS = {"psi_warn": 0.1, "psi_alert": 0.25, "min_rows": 200}
 PROFILED_COLUMNS: tuple[str, ...] = (*NUMERIC_COLUMNS, *YES_NO_COLUMNS, "energy", "zip", "neighborhood")
 
 
-def category_keys(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The category of each listing per categorical feature (object arrays; None when missing).
+def _yes_no_key(value: object) -> str | None:
+    return {1.0: "yes", 0.0: "no"}.get(yes_no(value))
 
-    Categories are the ones the model sees: yes/no, the energy label (``unknown`` for none), the
-    postcode district (``1071``) and the neighborhood (the last two ``unknown`` when missing).
-    """
-    keys = {
-        name: map_distinct(frame[name], lambda v: {1.0: "yes", 0.0: "no"}.get(yes_no(v)), object)
-        for name in YES_NO_COLUMNS
-    }
-    keys["energy"] = map_distinct(
-        frame["energy"], lambda v: v.strip().upper() if not np.isnan(energy_rank(v)) else "unknown", object
-    )
-    keys["district"] = map_distinct(frame["zip"], district_key, object)
-    keys["neighborhood"] = map_distinct(frame["neighborhood"], neighborhood_key, object)
-    return keys
+
+def _energy_key(value: object) -> str:
+    return value.strip().upper() if not np.isnan(energy_rank(value)) else "unknown"
+
+
+#: Per categorical feature, the listing column it reads and the category of a value (None: missing).
+#: The categories are the ones the model sees: yes/no, the energy label (``unknown`` for none), the
+#: postcode district (``1071``) and the neighborhood (the last two ``unknown`` when missing).
+CATEGORIES: dict[str, tuple[str, Callable[[object], str | None]]] = {
+    **{name: (name, _yes_no_key) for name in YES_NO_COLUMNS},
+    "energy": ("energy", _energy_key),
+    "district": ("zip", district_key),
+    "neighborhood": ("neighborhood", neighborhood_key),
+}
+
+
+def _number(value: object) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return np.nan
+    return number if np.isfinite(number) else np.nan
 
 
 def numbers(frame: pd.DataFrame, plausible: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
-    """Each numeric feature as float64, anything not a number or implausible as NaN."""
-    parsed = frame[list(NUMERIC_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype("float64")
+    """Each numeric feature as float64, anything not a finite number or implausible as NaN."""
+    parsed = pd.DataFrame({name: map_distinct(frame[name], _number) for name in NUMERIC_COLUMNS})
     masked = mask_implausible(parsed, plausible)
     return {name: masked[name].to_numpy(dtype="float64", na_value=np.nan) for name in NUMERIC_COLUMNS}
 
@@ -83,7 +92,8 @@ def training_profile(frame: pd.DataFrame, plausible: Mapping[str, Sequence[float
         present = values[~np.isnan(values)]
         edges = np.unique(np.quantile(present, QUANTILES)) if len(present) else np.empty(0)
         features[name] = {"kind": "number", "edges": edges.tolist()}
-    for name, keys in category_keys(frame).items():
+    for name, (column, key) in CATEGORIES.items():
+        keys = map_distinct(frame[column], key, object)
         shares = pd.Series(keys[pd.notna(keys)]).value_counts(sort=False) / max(len(keys), 1)
         frequent = sorted(shares.index[shares >= RARE_SHARE])
         features[name] = {
@@ -117,19 +127,20 @@ def count_bins(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, np.
         missing = np.isnan(values)
         bins = np.bincount(np.searchsorted(edges, values[~missing], side="left"), minlength=len(edges) + 1)
         counts[name] = np.append(bins, missing.sum()).astype("int64")
-    for name, keys in category_keys(frame).items():
+    for name, (column, key) in CATEGORIES.items():
         feature = features[name]
-        distinct, codes = np.unique(np.where(pd.isna(keys), MISSING, keys).astype(str), return_inverse=True)
-        index = {label: position for position, label in enumerate(feature["frequent"])}
-        rare, other = set(feature["rare"]), len(feature["frequent"])
-        positions = np.array(
-            [
-                other + 2 if key == MISSING else index.get(key, other if key in rare else other + 1)
-                for key in distinct
-            ],
-            dtype="int64",
-        )
-        counts[name] = np.bincount(positions[codes.reshape(-1)], minlength=other + 3).astype("int64")
+        index = {category: position for position, category in enumerate(feature["frequent"])}
+        # bins after the frequent categories: other (rare in training), unseen, missing
+        other, rare = len(index), frozenset(feature["rare"])
+
+        def position(value: object, key=key, index=index, other=other, rare=rare) -> int:
+            category = key(value)
+            if category is None:
+                return other + 2
+            return index.get(category, other if category in rare else other + 1)
+
+        # each distinct value is looked up once: a chunk has few (yes/no, labels, districts)
+        counts[name] = np.bincount(map_distinct(frame[column], position, np.int64), minlength=other + 3)
     return counts
 
 
@@ -222,10 +233,15 @@ class DriftMonitor:
     profile: Mapping[str, Any] | None
     counts: dict[str, np.ndarray] | None = None
 
-    def update(self, listings: pd.DataFrame) -> None:
-        """Add the listings of one chunk (at least PROFILED_COLUMNS, as read or as validated)."""
+    def update(self, listings: pd.DataFrame | Any) -> None:
+        """Add the listings of one chunk: a frame or a pyarrow Table with at least PROFILED_COLUMNS.
+
+        (pyarrow is not imported here: the service, which imports this module, runs without it.)
+        """
         if self.profile is None or not len(listings):
             return
+        if not isinstance(listings, pd.DataFrame):
+            listings = listings.select(list(PROFILED_COLUMNS)).to_pandas()
         self.counts = add_counts(self.counts, count_bins(listings, self.profile))
 
     def summary(self, thresholds: Mapping[str, float]) -> dict[str, Any]:

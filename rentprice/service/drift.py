@@ -53,7 +53,8 @@ class ScoredWindow:
 
 @drift.record_once
 def _create_window(state) -> None:
-    size = positive(WINDOW_VARIABLE, os.environ.get(WINDOW_VARIABLE), DEFAULT_WINDOW)
+    # unset or empty: the default, as for the ServiceConfig variables
+    size = positive(WINDOW_VARIABLE, os.environ.get(WINDOW_VARIABLE) or None, DEFAULT_WINDOW)
     state.app.extensions[EXTENSION] = ScoredWindow(size)
 
 

@@ -18,7 +18,7 @@ def test_metrics_diff_shows_the_drift_of_a_shifted_batch(tmp_path, built_project
     repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
     thresholds = yaml.safe_load((repo / "params.yaml").read_text())["drift"]
     run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "scored the snapshot"], repo)
+    run(["git", "commit", "-qm", "scored the snapshot", "--allow-empty"], repo)
     before = json.loads((repo / DRIFT).read_text())
     raw = pd.read_parquet(repo / "data/raw/listings.parquet")
     shifted = raw.assign(area=raw["area"] * 1.5)
