@@ -35,9 +35,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from rentprice.schema import FEATURE_COLUMNS  # noqa: E402
 from rentprice.scoring import score, validate_listings  # noqa: E402
-from rentprice.service import ServiceConfig, create_app  # noqa: E402
+from rentprice.service.app import create_app  # noqa: E402
+from rentprice.service.config import ServiceConfig  # noqa: E402
 from rentprice.service.listings import listings_frame  # noqa: E402
-from tests.service.server_support import HOST, call, free_port, wait_until_healthy  # noqa: E402
+from rentprice.service.probe import HOST, call, free_port, wait_until_healthy  # noqa: E402
 
 TARGET_P50_MS = 20.0
 BATCH_SIZES = (1, 100)

@@ -8,10 +8,10 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from rentprice.service import create_app
+from rentprice.service.app import create_app
+from rentprice.service.probe import HOST, call
 from tests.service.chromium_support import Chromium, chromium_binary
 from tests.service.conftest import LISTING, service_config
-from tests.service.server_support import HOST, call
 
 pytestmark = pytest.mark.skipif(
     chromium_binary() is None,
