@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 wsgi_app = "rentprice.service.app:create_app()"
 bind = ["127.0.0.1:8000"]
@@ -46,3 +47,21 @@ def post_fork(server, worker) -> None:
     """In each new worker: a reload that succeeds there asks the master to reload every worker."""
     master = server.pid
     server.app.wsgi().extensions["rentprice"].announce = lambda: os.kill(master, signal.SIGHUP)
+
+
+def worker_exit(server, worker) -> None:
+    """In a worker that stops: leave at once, as multiprocessing's forked children do (``os._exit``).
+
+    The interpreter's normal teardown would free every object the worker inherited from the
+    master, copying the model's pages first: it kept a stopping worker alive 2-7 s (docs/benchmarks.md),
+    and two workers recycled together left the server without a worker that long. Logs are flushed
+    first; the exit status is the worker's own (gunicorn's master reads boot and load errors from it).
+    """
+    from loguru import logger
+
+    error = sys.exc_info()[1]
+    code = error.code if isinstance(error, SystemExit) else int(error is not None)
+    logger.remove()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
