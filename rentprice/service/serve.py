@@ -74,6 +74,12 @@ http {{
     server {{
         listen {host}:{port};
 {headers}
+        # A body over the limit, with or without Content-Length, answered as the app answers it.
+        error_page 413 @too_large;
+        location @too_large {{
+            default_type application/json;
+            return 413 '{{"error": "the request is larger than {max_request_bytes} bytes"}}\n';
+        }}
         location / {{
             proxy_pass http://gunicorn;
             proxy_request_buffering on;

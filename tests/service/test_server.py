@@ -259,9 +259,10 @@ def test_through_the_proxy_limits_hold_and_every_response_is_secured(proxied):
         encode_chunked=True,
     )
     too_large = connection.getresponse()
-    too_large.read()
+    answer = json.loads(too_large.read())
     connection.close()
     assert too_large.status == 413
+    assert answer == {"error": f"the request is larger than {DEFAULT_MAX_REQUEST_BYTES} bytes"}
     assert_secured(too_large)
 
     # errors nginx itself answers: a malformed request, a request line or a header too long
