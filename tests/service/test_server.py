@@ -287,3 +287,30 @@ def test_settings_and_the_gunicorn_master_config_import_without_the_app():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=tool_env()
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "variables", "message"),
+    [
+        (["--bind", "nope"], {}, "error: --bind 'nope': expected HOST:PORT"),
+        (
+            ["--bind", "127.0.0.1:1"],
+            {"RENTPRICE_MAX_QUEUE_SECONDS": "0"},
+            "error: RENTPRICE_MAX_QUEUE_SECONDS: '0': ",
+        ),
+    ],
+    ids=["bind", "setting"],
+)
+def test_the_launcher_refuses_a_bad_bind_or_setting_in_one_line(arguments, variables, message, tmp_path):
+    result = subprocess.run(
+        [*LAUNCHER, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=tool_env() | variables,
+        timeout=WAIT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
