@@ -32,9 +32,13 @@ RUN --mount=type=secret,id=ca-bundle \
     && cd /opt/venv/lib/python3.11/site-packages \
     && find numpy pandas scipy sklearn -depth -type d -name tests -exec rm -rf {} +
 
-# The service: the package source, the model with the dvc.lock that vouches for it (the service
-# refuses a model whose md5 differs) and its test metrics. No data, no .git (training_commit is null).
+# The service: nginx in front of gunicorn (docs/service.md), the package source, the model with the
+# dvc.lock that vouches for it (the service refuses a model whose md5 differs) and its test metrics.
+# No data, no .git (training_commit is null).
 FROM python
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends nginx-light \
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --home-dir /app --no-create-home --shell /usr/sbin/nologin rentprice
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
@@ -56,5 +60,5 @@ USER rentprice
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "/app/container/healthcheck.py"]
-# exec: gunicorn is PID 1 and receives the engine's SIGTERM (graceful stop).
-CMD ["/bin/sh", "-c", "exec gunicorn -c python:rentprice.service.gunicorn_conf --bind \"$RENTPRICE_HOST:$RENTPRICE_PORT\" --workers \"$RENTPRICE_WORKERS\""]
+# exec: the launcher is PID 1, receives the engine's SIGTERM and stops nginx and gunicorn gracefully.
+CMD ["/bin/sh", "-c", "exec python -m rentprice.service.serve --bind \"$RENTPRICE_HOST:$RENTPRICE_PORT\" --workers \"$RENTPRICE_WORKERS\""]

@@ -101,14 +101,14 @@ bench:
 	python bench/predict.py
 
 .PHONY: serve bench-serve
-# `make serve` listens on 127.0.0.1:PORT with WORKERS gunicorn processes (each loads the model once).
+# `make serve`: nginx on 127.0.0.1:PORT in front of WORKERS gunicorn processes (docs/service.md).
 PORT ?= 8000
 WORKERS ?= 2
-## serve: the prediction service (JSON API and web page) under gunicorn on 127.0.0.1:PORT; needs the model
+## serve: the prediction service (JSON API and web page) on 127.0.0.1:PORT, nginx before gunicorn; needs the model and nginx
 serve:
-	gunicorn -c python:rentprice.service.gunicorn_conf --bind 127.0.0.1:$(PORT) --workers $(WORKERS)
+	python -m rentprice.service.serve --bind 127.0.0.1:$(PORT) --workers $(WORKERS)
 
-## bench-serve: service latency in process and requests/s, p50/p99 under gunicorn on loopback (about a minute; needs the model)
+## bench-serve: service latency, load, slow clients, overload and retraining while serving, on loopback (about 3 minutes; needs the model)
 bench-serve:
 	python bench/serve.py
 

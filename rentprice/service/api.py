@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from rentprice.errors import RentpriceError
 from rentprice.service.drift import record_scored
@@ -54,7 +55,7 @@ def predict() -> tuple[Response, int]:
     if not request.is_json:
         return error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON with Content-Type: application/json")
     try:
-        body = json.loads(request.get_data(cache=False), parse_int=json_int)
+        body = json.loads(request_body(), parse_int=json_int)
     except (ValueError, RecursionError):
         return error(HTTPStatus.BAD_REQUEST, "the body is not valid JSON")
     listings = body if isinstance(body, list) else [body] if isinstance(body, dict) else None
@@ -77,18 +78,34 @@ def predict() -> tuple[Response, int]:
     ), status
 
 
+def request_body() -> bytes:
+    """The request body; 413 when it is over the size limit, also when it comes chunked (no length).
+
+    Werkzeug stops reading a body without Content-Length at the limit: a body that fills it is
+    taken as longer than allowed.
+    """
+    data = request.get_data(cache=False)
+    if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()
+    return data
+
+
 @api.post("/model/reload")
 def reload_model() -> tuple[Response, int]:
-    """Load the model file again (bearer token); a failure keeps serving the current model."""
+    """Load the model file again (bearer token); a failure keeps serving the current model.
+
+    Under gunicorn the worker that loads it tells the master, which loads it too and replaces every
+    worker gracefully, so the whole server serves the new version within about a second.
+    """
     token = holder().config.reload_token
     if token is None:
         return error(HTTPStatus.FORBIDDEN, "model reload is disabled: the server has no reload token")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    given = request.authorization
+    if given is None or given.type != "bearer" or not given.token:
         response, status = error(HTTPStatus.UNAUTHORIZED, "send Authorization: Bearer <token>")
         response.headers["WWW-Authenticate"] = 'Bearer realm="rentprice"'
         return response, status
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not hmac.compare_digest(given.token.encode(), token.encode()):
         return error(HTTPStatus.FORBIDDEN, "wrong token")
     current = holder().current
     try:

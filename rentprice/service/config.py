@@ -1,71 +1,61 @@
-"""The service's settings, read from ``RENTPRICE_*`` environment variables (README, Prediction service)."""
+"""The service's settings, read from ``RENTPRICE_*`` environment variables (docs/service.md).
+
+Light on purpose: pydantic only, so the gunicorn config and the launcher (``rentprice.service.serve``)
+read the settings without importing Flask, scikit-learn or pandas.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from rentprice.errors import RentpriceError
-from rentprice.scoring import DVC_LOCK
 
 PREFIX = "RENTPRICE_"
 DEFAULT_MODEL = Path("models/model.joblib")
+DEFAULT_LOCK = Path("dvc.lock")
 DEFAULT_METRICS = Path("metrics/eval/metrics.json")
 DEFAULT_MAX_LISTINGS = 1000
 #: About 2 KiB per listing at the default maximum number of listings.
 DEFAULT_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+#: A request that waited longer than this for a worker is answered 503 instead of scored: its client
+#: has likely given up, and scoring it would only delay the requests behind it (docs/service.md).
+DEFAULT_MAX_QUEUE_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    """Where the model and its records are, request limits and the reload token.
+class ServiceConfig(BaseSettings):
+    """Where the model and its records are, request limits, the queue deadline and the reload token.
 
-    ``reload_token`` None disables ``POST /api/v1/model/reload``. ``reload_signal`` is a file the
-    processes of one server share: a reload writes the new model version there and every other
-    worker loads that version on its next request (gunicorn_conf.py creates it; None: one process).
+    Each field is read from ``RENTPRICE_<NAME>`` (the names in the aliases); unset or empty variables
+    keep the defaults. ``reload_token`` None disables ``POST /api/v1/model/reload``.
+    ``max_queue_seconds``: the longest a request may wait between the proxy and a worker (it applies
+    when the proxy stamps ``X-Request-Start``, as ``rentprice.service.serve`` does).
     """
 
-    model_path: Path = DEFAULT_MODEL
-    lock_path: Path = DVC_LOCK
-    metrics_path: Path = DEFAULT_METRICS
-    max_listings: int = DEFAULT_MAX_LISTINGS
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    reload_token: str | None = None
-    reload_signal: Path | None = None
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_ignore_empty=True, frozen=True, validate_by_name=True, extra="ignore"
+    )
+
+    model_path: Path = Field(DEFAULT_MODEL, validation_alias=f"{PREFIX}MODEL")
+    lock_path: Path = Field(DEFAULT_LOCK, validation_alias=f"{PREFIX}LOCK")
+    metrics_path: Path = Field(DEFAULT_METRICS, validation_alias=f"{PREFIX}METRICS")
+    max_listings: PositiveInt = Field(DEFAULT_MAX_LISTINGS, validation_alias=f"{PREFIX}MAX_LISTINGS")
+    max_request_bytes: PositiveInt = Field(
+        DEFAULT_MAX_REQUEST_BYTES, validation_alias=f"{PREFIX}MAX_REQUEST_BYTES"
+    )
+    max_queue_seconds: PositiveFloat = Field(
+        DEFAULT_MAX_QUEUE_SECONDS, validation_alias=f"{PREFIX}MAX_QUEUE_SECONDS"
+    )
+    reload_token: str | None = Field(None, validation_alias=f"{PREFIX}RELOAD_TOKEN")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
-        """Settings from the environment; unset or empty variables keep their defaults."""
-
-        def value(name: str) -> str | None:
-            return environ.get(PREFIX + name) or None
-
-        def path(name: str, default: Path | None) -> Path | None:
-            return Path(value(name)) if value(name) else default
-
-        return cls(
-            model_path=path("MODEL", DEFAULT_MODEL),
-            lock_path=path("LOCK", DVC_LOCK),
-            metrics_path=path("METRICS", DEFAULT_METRICS),
-            max_listings=positive(PREFIX + "MAX_LISTINGS", value("MAX_LISTINGS"), DEFAULT_MAX_LISTINGS),
-            max_request_bytes=positive(
-                PREFIX + "MAX_REQUEST_BYTES", value("MAX_REQUEST_BYTES"), DEFAULT_MAX_REQUEST_BYTES
-            ),
-            reload_token=value("RELOAD_TOKEN"),
-            reload_signal=path("RELOAD_SIGNAL", None),
-        )
-
-
-def positive(name: str, text: str | None, default: int) -> int:
-    """``text`` as a whole number above 0 (``default`` when None); anything else is a one-line error."""
-    if text is None:
-        return default
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise RentpriceError(f"{name}: {text!r} is not a positive whole number")
-    return number
+    def from_env(cls) -> ServiceConfig:
+        """Settings from the environment; a bad value is a one-line RentpriceError naming the variable."""
+        try:
+            return cls()
+        except ValidationError as error:
+            first = error.errors()[0]
+            name = ".".join(str(part) for part in first["loc"])
+            raise RentpriceError(f"{name}: {first.get('input')!r}: {first['msg']}") from None

@@ -1,16 +1,11 @@
-"""The model a service process serves: loading it with its records, reloading it, and following reloads.
-
-Each process (gunicorn worker) loads the model once at start. ``POST /api/v1/model/reload`` loads the
-configured model file again in the process that handles it and writes the new version to the shared
-reload signal file; every other worker sees that file change on its next request and loads the same
-version, so all workers converge without a restart.
-"""
+"""The model a service process serves: loading it with its records and reloading it (docs/service.md)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +14,7 @@ import yaml
 from loguru import logger
 
 from rentprice.errors import ModelError, RentpriceError
-from rentprice.io import atomic_path, file_md5
+from rentprice.io import file_md5
 from rentprice.logs import step
 from rentprice.scoring import known_locations, load_scoring_model, locked_md5
 from rentprice.service.config import ServiceConfig
@@ -132,71 +127,40 @@ def last_commit(lock: Path) -> str | None:
 
 
 class ModelHolder:
-    """The model one process serves, swapped whole so a request always sees one consistent model."""
+    """The model one process serves, swapped whole so a request always sees one consistent model.
+
+    Under gunicorn the master process builds the app (``preload_app``) and so loads the model once;
+    every worker is a fork of the master and starts with the model the master holds, whatever the
+    model file looks like at that moment. ``announce``, set in each worker (gunicorn_conf.py), tells
+    the master after a successful reload in that worker, so the master loads the file too and replaces
+    its workers gracefully (``SIGHUP``).
+    """
 
     def __init__(self, config: ServiceConfig):
         self.config = config
         self.current: ServedModel | None = None
+        self.announce: Callable[[], None] | None = None
         self._lock = threading.Lock()
-        self._signal_seen: tuple[int, int, int] | None = None
 
     def load(self) -> None:
-        """Load the model at start; on failure serve without one (health says so) until a reload."""
+        """Load the model file; when it cannot be loaded, keep the served model (or none) and log why."""
         try:
-            self.current = load_served_model(self.config)
+            self.reload()
         except RentpriceError as error:
-            logger.error("no model loaded: {}", error)
+            kept = f"still serving version {self.current.version}" if self.current else "no model served"
+            logger.error("model not loaded ({}): {}", kept, error)
 
     def reload(self) -> tuple[ServedModel, ServedModel | None]:
-        """Load the model file again and announce its version to the other workers.
+        """Load the model file again; returns the new and the previous model.
 
-        Returns the new and the previous model. Raises RentpriceError, keeping the current model,
-        when the file cannot be loaded.
+        Raises RentpriceError, keeping the current model, when the file is missing or cannot be loaded.
         """
         with self._lock:
             model = load_served_model(self.config)
             previous, self.current = self.current, model
-        if self.config.reload_signal is not None:
-            with atomic_path(self.config.reload_signal) as temporary:
-                temporary.write_text(f"{model.version}\n", encoding="utf-8")
         logger.info(
-            "reloaded model: version {} (was {})", model.version, previous.version if previous else None
+            "serving model version {} (was {})", model.version, previous.version if previous else None
         )
+        if self.announce is not None:
+            self.announce()
         return model, previous
-
-    def follow(self) -> None:
-        """Load the version another worker announced in the reload signal file, if it is not served here.
-
-        Costs one ``stat`` per request while nothing changes; a failed load keeps the current model.
-        """
-        signal = self.config.reload_signal
-        if signal is None:
-            return
-        try:
-            stat = signal.stat()
-        except FileNotFoundError:
-            return
-        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        if signature == self._signal_seen:
-            return
-        with self._lock:
-            if signature == self._signal_seen:
-                return
-            self._signal_seen = signature
-            announced = signal.read_text(encoding="utf-8").strip()
-            if self.current is not None and self.current.version == announced:
-                return
-            try:
-                model = load_served_model(self.config)
-            except RentpriceError as error:
-                logger.error("could not follow the reload to version {}: {}", announced, error)
-                return
-            if model.version != announced:
-                logger.error(
-                    "could not follow the reload to version {}: the model file is now version {}",
-                    announced,
-                    model.version,
-                )
-                return
-            self.current = model
-        logger.info("followed reload: serving version {}", announced)

@@ -13,7 +13,8 @@ from rentprice.io import read_sql_table
 from rentprice.model import build_model, save_model
 from rentprice.params import load_params
 from rentprice.schema import FEATURE_COLUMNS, SOURCE_COLUMNS, TARGET
-from rentprice.service import ServiceConfig, create_app
+from rentprice.service.app import create_app
+from rentprice.service.config import ServiceConfig
 from tests.conftest import REPO_ROOT, VALID_LISTING
 
 TRAIN_ROWS = 400

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -14,14 +16,17 @@ from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.schema import FEATURE_COLUMNS
 from rentprice.scoring import score, validate_listings
-from rentprice.service import ServiceConfig, create_app
-from rentprice.service.config import DEFAULT_MAX_LISTINGS
+from rentprice.service.app import MAX_FORM_PARTS, REQUEST_START, create_app, queue_seconds
+from rentprice.service.config import DEFAULT_MAX_LISTINGS, DEFAULT_MAX_QUEUE_SECONDS, ServiceConfig
+from rentprice.service.models import ModelHolder
 from tests.conftest import run
 from tests.service.conftest import LISTING, MAX_LISTINGS, MAX_REQUEST_BYTES, TOKEN, service_config
 
 PREDICT = "/api/v1/predict"
 RELOAD = "/api/v1/model/reload"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: What gunicorn tells the app about a chunked body: the stream ends where the body ends.
+CHUNKED = {"wsgi.input_terminated": True}
 
 
 def expected_rents(model_path, *listings):
@@ -153,6 +158,69 @@ def test_an_oversize_body_gets_413_json(client):
     response = client.post(PREDICT, data=body, content_type="application/json")
     assert response.status_code == 413
     assert response.json == {"error": f"the request is larger than {MAX_REQUEST_BYTES} bytes"}
+
+
+def test_an_oversize_chunked_body_gets_413_not_400(client):
+    # no Content-Length: the body arrives in chunks and is cut at the limit while it is read
+    body = json.dumps([{**LISTING, "address": "x" * MAX_REQUEST_BYTES}]).encode()
+    response = client.post(
+        PREDICT,
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked"},
+        content_type="application/json",
+        environ_overrides=CHUNKED,
+    )
+    assert response.status_code == 413
+    assert response.json == {"error": f"the request is larger than {MAX_REQUEST_BYTES} bytes"}
+    small = json.dumps(LISTING).encode()
+    response = client.post(
+        PREDICT,
+        input_stream=io.BytesIO(small),
+        headers={"Transfer-Encoding": "chunked"},
+        content_type="application/json",
+        environ_overrides=CHUNKED,
+    )
+    assert response.status_code == 200
+
+
+def test_a_form_with_too_many_parts_gets_413_naming_the_part_limit(service_dir):
+    # bytes enough for the parts, so the part limit is the one hit
+    client = create_app(service_config(service_dir, max_request_bytes=1_000_000)).test_client()
+    fields = {f"field{number}": "1" for number in range(MAX_FORM_PARTS + 500)}
+    response = client.post("/", data=fields, content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert f"more than {MAX_FORM_PARTS} parts" in response.get_data(as_text=True)
+    oversize = client.post("/", data={"address": "x" * 1_000_000}, content_type="multipart/form-data")
+    assert oversize.status_code == 413
+    assert "larger than 1000000 bytes" in oversize.get_data(as_text=True)
+    chunked = client.post(
+        "/",
+        input_stream=io.BytesIO(b"x" * 1_000_001),
+        headers={"Transfer-Encoding": "chunked"},
+        content_type="multipart/form-data; boundary=b",
+        environ_overrides=CHUNKED,
+    )
+    assert chunked.status_code == 413
+    assert "larger than 1000000 bytes" in chunked.get_data(as_text=True)
+
+
+def test_a_request_that_waited_too_long_for_a_worker_is_shed_with_503(client):
+    stale = {REQUEST_START: f"t={time.time() - DEFAULT_MAX_QUEUE_SECONDS - 1:.3f}"}
+    for response in (client.post(PREDICT, json=LISTING, headers=stale), client.get("/", headers=stale)):
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert "busy" in response.get_data(as_text=True)
+        assert response.headers["X-Frame-Options"] == "DENY"
+    fresh = {REQUEST_START: f"t={time.time():.3f}"}
+    assert client.post(PREDICT, json=LISTING, headers=fresh).status_code == 200
+    assert client.post(PREDICT, json=LISTING, headers={REQUEST_START: "garbage"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"), [("t=95.5", 4.5), ("t=100", 0.0), ("t=x", None), ("95.5", None), (None, None)]
+)
+def test_queue_seconds_reads_the_proxy_stamp(stamp, expected):
+    assert queue_seconds(stamp, 100.0) == expected
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
@@ -350,59 +418,79 @@ def test_a_failed_reload_keeps_serving_the_old_model(client, service_dir, model_
     assert client.post(PREDICT, json=LISTING).json == before
 
 
-def test_a_reload_reaches_the_other_workers_through_the_signal_file(service_dir, model_files):
-    config = service_config(service_dir, reload_signal=service_dir / "signal" / "model-version")
-    worker_a, worker_b = (create_app(config).test_client() for _ in range(2))
-    second = file_md5(model_files["second"])
-    shutil.copyfile(model_files["second"], service_dir / "model.joblib")
-    assert worker_a.post(RELOAD, headers=AUTH).json["model_version"] == second
-    assert worker_b.get("/api/v1/health").json["model_version"] == second
-    assert worker_b.post(PREDICT, json=LISTING).json["model_version"] == second
+def test_a_load_that_fails_keeps_the_served_model(service_dir, model_files):
+    # what the gunicorn master does on SIGHUP: keep its model when the file is missing or broken
+    holder = ModelHolder(service_config(service_dir))
+    holder.load()
+    first = holder.current
+    model = service_dir / "model.joblib"
+    model.unlink()
+    holder.load()
+    assert holder.current is first
+    shutil.copyfile(model_files["broken"], model)
+    holder.load()
+    assert holder.current is first
+    shutil.copyfile(model_files["second"], model)
+    holder.load()
+    assert holder.current.version == file_md5(model_files["second"])
 
 
-def test_a_worker_keeps_its_model_when_the_announced_version_is_not_on_disk(service_dir, model_files):
-    config = service_config(service_dir, reload_signal=service_dir / "model-version")
-    worker_a, worker_b = (create_app(config).test_client() for _ in range(2))
-    first = file_md5(model_files["first"])
-    shutil.copyfile(model_files["second"], service_dir / "model.joblib")
-    worker_a.post(RELOAD, headers=AUTH)
+def test_a_successful_reload_is_announced_and_a_failed_one_is_not(client, service_dir, model_files):
+    announced = []
+    client.application.extensions["rentprice"].announce = lambda: announced.append(True)
     shutil.copyfile(model_files["broken"], service_dir / "model.joblib")
-    assert worker_b.get("/api/v1/health").json["model_version"] == first
-    assert worker_b.post(PREDICT, json=LISTING).status_code == 200
+    assert client.post(RELOAD, headers=AUTH).status_code == 409
+    assert announced == []
+    shutil.copyfile(model_files["second"], service_dir / "model.joblib")
+    assert client.post(RELOAD, headers=AUTH).status_code == 200
+    assert announced == [True]
 
 
 # --- configuration -------------------------------------------------------------------------------
 
 
-def test_configuration_from_the_environment(tmp_path):
-    config = ServiceConfig.from_env(
-        {
-            "RENTPRICE_MODEL": str(tmp_path / "m.joblib"),
-            "RENTPRICE_LOCK": str(tmp_path / "dvc.lock"),
-            "RENTPRICE_METRICS": str(tmp_path / "metrics.json"),
-            "RENTPRICE_MAX_LISTINGS": "10",
-            "RENTPRICE_MAX_REQUEST_BYTES": "4096",
-            "RENTPRICE_RELOAD_TOKEN": "t",
-            "RENTPRICE_RELOAD_SIGNAL": str(tmp_path / "signal"),
-        }
+def test_configuration_from_the_environment(tmp_path, monkeypatch):
+    variables = {
+        "RENTPRICE_MODEL": str(tmp_path / "m.joblib"),
+        "RENTPRICE_LOCK": str(tmp_path / "dvc.lock"),
+        "RENTPRICE_METRICS": str(tmp_path / "metrics.json"),
+        "RENTPRICE_MAX_LISTINGS": "10",
+        "RENTPRICE_MAX_REQUEST_BYTES": "4096",
+        "RENTPRICE_MAX_QUEUE_SECONDS": "0.5",
+        "RENTPRICE_RELOAD_TOKEN": "t",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert ServiceConfig.from_env() == ServiceConfig(
+        model_path=tmp_path / "m.joblib",
+        lock_path=tmp_path / "dvc.lock",
+        metrics_path=tmp_path / "metrics.json",
+        max_listings=10,
+        max_request_bytes=4096,
+        max_queue_seconds=0.5,
+        reload_token="t",
     )
-    assert config == ServiceConfig(
-        tmp_path / "m.joblib",
-        tmp_path / "dvc.lock",
-        tmp_path / "metrics.json",
-        10,
-        4096,
-        "t",
-        tmp_path / "signal",
-    )
-    defaults = ServiceConfig.from_env({"RENTPRICE_RELOAD_TOKEN": ""})
+    for name in variables:
+        monkeypatch.setenv(name, "")
+    defaults = ServiceConfig.from_env()
     assert defaults.reload_token is None
     assert defaults.max_listings == DEFAULT_MAX_LISTINGS
+    assert defaults.max_queue_seconds == DEFAULT_MAX_QUEUE_SECONDS
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "ten", "1.5"])
-def test_a_bad_limit_is_a_one_line_error(value):
-    with pytest.raises(
-        RentpriceError, match=f"^RENTPRICE_MAX_LISTINGS: '{value}' is not a positive whole number$"
-    ):
-        ServiceConfig.from_env({"RENTPRICE_MAX_LISTINGS": value})
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAX_LISTINGS", "0"),
+        ("MAX_LISTINGS", "-3"),
+        ("MAX_LISTINGS", "ten"),
+        ("MAX_LISTINGS", "1.5"),
+        ("MAX_REQUEST_BYTES", "0"),
+        ("MAX_QUEUE_SECONDS", "-1"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_error_naming_the_variable(name, value, monkeypatch):
+    monkeypatch.setenv(f"RENTPRICE_{name}", value)
+    with pytest.raises(RentpriceError, match=f"^RENTPRICE_{name}: '{value}': ") as raised:
+        ServiceConfig.from_env()
+    assert "\n" not in str(raised.value)

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
-import json
+import os
 import threading
+from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from werkzeug.serving import make_server
 
-from rentprice.service import create_app
-from tests.service.chromium_support import Chromium, chromium_binary
+from rentprice.service.app import create_app
+from rentprice.service.probe import HOST, call
 from tests.service.conftest import LISTING, service_config
-from tests.service.server_support import HOST, call
+
+#: Debian's Chromium and its driver (apt-get install chromium chromium-driver): nothing is downloaded.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+#: A quiet, isolated headless browser that contacts nothing but the page it is sent to.
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+WAIT_SECONDS = 30
 
 pytestmark = pytest.mark.skipif(
-    chromium_binary() is None,
-    reason="Chromium is not installed: apt-get install chromium (.ci/run installs it for CI)",
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="Chromium or its driver is not installed: apt-get install chromium chromium-driver (.ci/run does)",
 )
 
 #: What a user types into the form for LISTING.
@@ -49,53 +72,74 @@ def live_server(service_dir):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    with Chromium(chromium_binary(), tmp_path_factory.mktemp("chromium-profile")) as chromium:
-        yield chromium
+    """Headless Chromium driven by Debian's chromedriver; Selenium Manager stays offline."""
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")
+        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
 
 
-def fill(browser: Chromium, values: dict[str, str]) -> None:
-    """Set form controls as a user would and mark the page, so a reload or navigation shows."""
-    browser.evaluate(
-        f"""(() => {{
-            const form = document.querySelector("form");
-            for (const [name, value] of Object.entries({json.dumps(values)})) {{
-                const control = form.elements[name];
-                control.value = value;
-                control.dispatchEvent(new Event("input", {{bubbles: true}}));
-            }}
-            window.notReloaded = true;
-        }})()"""
+def fill(browser: WebDriver, values: dict[str, str]) -> None:
+    """Type into the form's controls as a user would, then mark the page, so a reload shows."""
+    form = browser.find_element(By.TAG_NAME, "form")
+    for name, value in values.items():
+        control = form.find_element(By.NAME, name)
+        if control.tag_name == "select":  # the option whose value (its text when it has none) matches
+            next(
+                option for option in Select(control).options if option.get_property("value") == value
+            ).click()
+        else:
+            control.clear()
+            control.send_keys(value)
+    browser.execute_script("window.notReloaded = true")
+
+
+def submit(browser: WebDriver) -> None:
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def text_of(browser: WebDriver, element_id: str) -> str:
+    """The text of the element ``element_id``, once the page shows it."""
+    element = WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda driver: driver.find_elements(By.ID, element_id)
     )
+    return element[0].get_property("textContent")
 
 
 def test_fill_the_form_submit_and_read_the_predicted_rent(browser, live_server):
-    browser.open(f"http://{HOST}:{live_server}/")
+    browser.get(f"http://{HOST}:{live_server}/")
     fill(browser, TYPED)
-    browser.evaluate("document.querySelector('button[type=submit]').click()")
-    shown = browser.wait_for("document.getElementById('predicted-rent')?.textContent")
+    submit(browser)
+    shown = text_of(browser, "predicted-rent")
     status, body = call(live_server, "POST", "/api/v1/predict", LISTING)
     assert status == 200
     assert shown == f"€ {body['predictions'][0]['predicted_rent']:,.2f}"
-    assert browser.evaluate("document.getElementById('model-version').textContent") == body["model_version"]
-    assert browser.evaluate("document.querySelector('form').elements.area.value") == "80"
+    assert text_of(browser, "model-version") == body["model_version"]
+    assert browser.find_element(By.NAME, "area").get_property("value") == "80"
 
 
 def test_the_browser_explains_an_empty_required_field_without_submitting(browser, live_server):
-    browser.open(f"http://{HOST}:{live_server}/")
+    browser.get(f"http://{HOST}:{live_server}/")
     fill(browser, {**TYPED, "area": ""})
-    browser.evaluate("document.querySelector('button[type=submit]').click()")
-    message = browser.evaluate("document.querySelector('form').elements.area.validationMessage")
-    assert message  # the browser's own wording, e.g. "Please fill out this field."
-    assert browser.evaluate("document.querySelector('form :is(input, select):invalid').name") == "area"
-    assert browser.evaluate("window.notReloaded === true && !document.getElementById('outcome')")
+    submit(browser)
+    area = browser.find_element(By.NAME, "area")
+    assert browser.execute_script("return arguments[0].validity.valueMissing", area) is True
+    assert area.get_property("validationMessage")  # the browser's own wording, shown to the user
+    first_invalid = browser.find_element(By.CSS_SELECTOR, "form :is(input, select):invalid")
+    assert first_invalid.get_attribute("name") == "area"
+    assert browser.execute_script("return window.notReloaded === true && !document.getElementById('outcome')")
 
 
 def test_the_servers_message_is_shown_next_to_the_field(browser, live_server):
-    browser.open(f"http://{HOST}:{live_server}/")
+    browser.get(f"http://{HOST}:{live_server}/")
     fill(browser, {**TYPED, "area": "-5"})
-    browser.evaluate("document.querySelector('form').noValidate = true")  # as a browser without checks
-    browser.evaluate("document.querySelector('button[type=submit]').click()")
-    shown = browser.wait_for("document.getElementById('area-error')?.textContent")
-    assert shown == "must be positive, got -5"
-    assert browser.evaluate("document.getElementById('outcome').getAttribute('role')") == "alert"
-    assert browser.evaluate("document.getElementById('predicted-rent')") is None
+    browser.execute_script("document.querySelector('form').noValidate = true")  # as a browser without checks
+    submit(browser)
+    assert text_of(browser, "area-error") == "must be positive, got -5"
+    assert browser.find_element(By.ID, "outcome").get_attribute("role") == "alert"
+    assert browser.find_elements(By.ID, "predicted-rent") == []

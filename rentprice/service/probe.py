@@ -1,4 +1,7 @@
-"""Helpers for tests that talk to a real server on loopback: a free port, requests, waiting for health."""
+"""Talking to a running service on loopback: a free port, one request, waiting for health.
+
+Standard library only; used by the tests and ``bench/serve.py``.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(port: int, method: str, path: str, body: object = None, headers: dict | None = None):
-    """One HTTP request to the server on ``port``: (status, parsed JSON body or text)."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: object = None,
+    headers: dict | None = None,
+    timeout: float = 30,
+) -> tuple[int, object]:
+    """One HTTP request to the server on ``port``: (status, parsed JSON body or text).
+
+    ``timeout``: seconds for connecting and for each read; OSError (TimeoutError) past it.
+    """
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body)
         sent = {"Content-Type": "application/json"} if body is not None else {}
