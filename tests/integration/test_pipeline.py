@@ -95,7 +95,7 @@ def test_bad_database_url_fails_collect_without_output(tmp_path):
             "train.facilities_min_count: expected an integer >= 1, given 'many'",
         ),
         ("train.features=all", "train.features: expected a mapping with the keys amenities, garden"),
-        ("train.features.weather=true", "train.features.weather: unknown key (expected one of: amenities"),
+        ("+train.features.weather=true", "train.features.weather: unknown key (expected one of: amenities"),
     ],
 )
 def test_dvc_exp_run_with_a_bad_value_shows_one_line_and_trains_nothing(
