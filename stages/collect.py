@@ -10,7 +10,7 @@ from pathlib import Path
 from rentprice.io import read_sql_table, write_parquet
 from rentprice.logs import run_stage, step
 from rentprice.params import load_params
-from rentprice.schema import SOURCE_COLUMNS, coerce_types
+from rentprice.schema import SOURCE_TABLE_COLUMNS, coerce_types
 
 DB_URL_VARIABLE = "RENTPRICE_DB_URL"
 
@@ -24,11 +24,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def collect(params_path: Path, output: Path) -> None:
-    """Read the table named in params (URL from the environment if set) and write it typed."""
+    """Read the table named in params (URL from the environment if set) and write it typed.
+
+    The snapshot spells columns as the listing contract does (``constraction_year`` → ``construction_year``).
+    """
     params = load_params(params_path)["collect"]
     db_url = os.environ.get(DB_URL_VARIABLE) or params["db_url"]
     with step("read listings") as facts:
-        frame = read_sql_table(db_url, params["table"], SOURCE_COLUMNS)
+        frame = read_sql_table(db_url, params["table"], SOURCE_TABLE_COLUMNS)
         facts["rows"] = len(frame)
     with step("check types and write snapshot") as facts:
         write_parquet(coerce_types(frame, f"table {params['table']}"), output)

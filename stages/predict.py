@@ -1,35 +1,31 @@
-"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file."""
+"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file.
+
+Without ``--input`` it scores params ``predict.input`` with ``predict.max_reject_rate`` (read here,
+not pasted into the dvc.yaml command, so any path works: spaces, quotes, ``$``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections import Counter
-from contextlib import ExitStack
-from itertools import chain
 from pathlib import Path
 from time import perf_counter
+from types import FrameType
 
+import yaml
 from loguru import logger
 from tqdm import tqdm
 
-from rentprice.batch import (
-    CHUNK_ROWS,
-    STDIN,
-    check_reject_rate,
-    count_rows,
-    describe,
-    file_format,
-    output_schemas,
-    read_chunks,
-    score_chunk,
-    table_writer,
-    use_jemalloc,
-)
+from rentprice.batch import CHUNK_ROWS, Summary, count_rows, default_rejects, describe, score_file
+from rentprice.errors import ParamsError
 from rentprice.logs import run_stage, step
-from rentprice.scoring import DVC_LOCK, FIELD, load_scoring_model
+from rentprice.scoring import DVC_LOCK
 
 PROGRESS_SECONDS = 30
+DEFAULT_MAX_REJECT_RATE = 0.5
+#: Exit code after SIGINT or SIGTERM (128 + SIGINT, as a shell reports an interrupted command).
+INTERRUPTED = 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,7 +33,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="model file (joblib)")
     parser.add_argument(
-        "--input", required=True, help="listings .csv or .parquet file; - reads CSV from stdin"
+        "--input",
+        help="listings .csv or .parquet file; - reads CSV from stdin (default: params predict.input)",
+    )
+    parser.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="params file for the defaults"
     )
     parser.add_argument("--output", type=Path, required=True, help="scored rows, .csv or .parquet")
     parser.add_argument(
@@ -46,8 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-reject-rate",
         type=share,
-        default=0.5,
-        help="fail, writing nothing, when more than this share of rows is rejected (default 0.5)",
+        help="fail, writing nothing, when more than this share of rows is rejected "
+        "(default 0.5; without --input, params predict.max_reject_rate)",
     )
     parser.add_argument("--chunk-rows", type=positive, default=CHUNK_ROWS, help="rows scored at a time")
     parser.add_argument(
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.rejects is None:
-        args.rejects = args.output.with_name(f"{args.output.stem}.rejects.csv")
+        args.rejects = default_rejects(args.output)
     return args
 
 
@@ -75,49 +75,78 @@ def positive(text: str) -> int:
     return value
 
 
+def predict_params(path: Path) -> dict:
+    """The ``predict`` group of params.yaml; a missing file or key is a one-line ParamsError."""
+    try:
+        predict = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("predict") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as error:
+        raise ParamsError(f"{path}: cannot read params ({error.__class__.__name__})") from None
+    if not isinstance(predict.get("input"), str) or not predict["input"]:
+        raise ParamsError(f"{path}: predict.input must be the path of the listings file to score")
+    return predict
+
+
 def predict(args: argparse.Namespace) -> None:
     """Score the input in chunks into the output and rejects files, or fail writing neither."""
-    for path in (args.output, args.rejects):
-        file_format(path, "output")
-    source = "stdin" if args.input == STDIN else args.input
-    use_jemalloc()
-    chunks = read_chunks(args.input, args.chunk_rows)
-    first = next(chunks)
-    passthrough, *schemas = output_schemas(first, source)
-    chunks = chain([first], chunks)
-    del first  # so each chunk is freed once scored
-    model = load_scoring_model(args.model, args.lock)
-    rows, scored, recovered, rejected_fields = 0, 0, Counter(), Counter()
-    with step("score listings") as facts, ExitStack() as stack:
-        write_scored = stack.enter_context(table_writer(args.output, schemas[0]))
-        write_rejects = stack.enter_context(table_writer(args.rejects, schemas[1]))
-        bar = stack.enter_context(
-            tqdm(total=count_rows(args.input), unit="rows", disable=not sys.stderr.isatty())
+    if args.input is None:
+        params = predict_params(args.params)
+        args.input = params["input"]
+        if args.max_reject_rate is None:
+            args.max_reject_rate = share(str(params.get("max_reject_rate", DEFAULT_MAX_REJECT_RATE)))
+    elif args.max_reject_rate is None:
+        args.max_reject_rate = DEFAULT_MAX_REJECT_RATE
+    bar = tqdm(
+        total=count_rows(args.input),
+        unit="rows",
+        disable=not sys.stderr.isatty(),
+    )
+    started = last_report = perf_counter()
+    rows = 0
+
+    def progress(chunk: int) -> None:
+        nonlocal rows, last_report
+        rows += chunk
+        bar.update(chunk)
+        if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
+            last_report = perf_counter()
+            logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
+
+    with bar, step("score listings") as facts:
+        summary: Summary = score_file(
+            args.model,
+            args.input,
+            args.output,
+            args.rejects,
+            max_reject_rate=args.max_reject_rate,
+            chunk_rows=args.chunk_rows,
+            lock=args.lock,
+            progress=progress,
         )
-        started = last_report = perf_counter()
-        for table in chunks:
-            scored_rows, rejects, chunk_recovered = score_chunk(model, table, rows, passthrough, schemas)
-            write_scored(scored_rows)
-            write_rejects(rejects)
-            rows, scored = rows + table.num_rows, scored + scored_rows.num_rows
-            recovered.update(chunk_recovered)
-            rejected_fields.update(rejects.column(FIELD).to_pylist())
-            bar.update(table.num_rows)
-            if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
-                last_report = perf_counter()
-                logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
-        check_reject_rate(source, rows, rejected_fields, args.max_reject_rate)
-        facts.update(rows=rows, scored=scored, rejected=rows - scored)
-        facts["rows_per_s"] = round(rows / max(perf_counter() - started, 1e-9))
-    logger.info("rejected by field: {}", describe(rejected_fields) or "none")
-    logger.info("scored with the value treated as unknown: {}", describe(recovered) or "none")
+        facts.update(rows=summary.rows, scored=summary.scored, rejected=summary.rejected)
+        facts["rows_per_s"] = round(summary.rows / max(summary.seconds, 1e-9))
+    logger.info("rejected by field: {}", describe(summary.rejected_by_field) or "none")
+    logger.info(
+        "scored with the value treated as unknown: {}", describe(summary.treated_as_unknown) or "none"
+    )
     logger.info("wrote {} and {}", args.output, args.rejects)
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: stop as Ctrl-C does, so temporaries are removed on the way out."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python stages/predict.py`."""
     args = parse_args(argv)
-    return run_stage("predict", lambda: predict(args))
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return run_stage("predict", lambda: predict(args))
+    except KeyboardInterrupt:
+        logger.error("predict interrupted: nothing written, the previous outputs (if any) are unchanged")
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ TRAIN = {
 @pytest.fixture
 def fitted():
     frame = listings(*({"area": 40.0 + 10 * i, "rent": 1000.0 + 200 * i} for i in range(8)))
-    return build_model(TRAIN, {"constraction_year": [1500, 2030]}).fit(frame, frame["rent"]), frame
+    return build_model(TRAIN, {"construction_year": [1500, 2030]}).fit(frame, frame["rent"]), frame
 
 
 def test_model_round_trip_keeps_predictions_and_metadata(tmp_path, fitted):

@@ -91,9 +91,9 @@ def test_every_row_is_scored_or_rejected_in_order_with_ids_passed_through(
     source = write(frame, workdir / f"in{source_suffix}")
     output = workdir / f"scored{output_suffix}"
     assert run(stage, model_file, source, output, "--chunk-rows", "3") == 0
-    scored, rejects = read(output), read(workdir / "scored.rejects.csv")
-    assert list(scored.columns) == ["row", "listing_id", "note", "predicted_rent"]
-    assert list(rejects.columns) == ["row", "field", "reason", "listing_id", "note"]
+    scored, rejects = read(output), read(workdir / f"scored{output_suffix}.rejects.csv")
+    assert list(scored.columns) == ["row", "listing_id", "address", "note", "predicted_rent"]
+    assert list(rejects.columns) == ["row", "field", "reason", "listing_id", "address", "note"]
     assert len(scored) + len(rejects) == len(frame)
     assert sorted([*scored["row"], *rejects["row"]]) == list(range(len(frame)))
     assert scored["row"].is_monotonic_increasing and rejects["row"].is_monotonic_increasing
@@ -130,14 +130,16 @@ def test_csv_from_stdin(stage, model_file, workdir, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert stage.main(["--model", str(model_file), "--input", "-", "--output", "out.parquet"]) == 0
     assert len(read(workdir / "out.parquet")) == 4
-    assert len(read(workdir / "out.rejects.csv")) == 4
+    assert len(read(workdir / "out.parquet.rejects.csv")) == 4
 
 
 def test_explicit_rejects_path_and_empty_input(stage, model_file, workdir):
     source = write(batch().iloc[:0], workdir / "in.csv")
     assert run(stage, model_file, source, workdir / "o.parquet", "--rejects", str(workdir / "r.parquet")) == 0
     assert read(workdir / "o.parquet").empty and read(workdir / "r.parquet").empty
-    assert list(read(workdir / "r.parquet").columns) == ["row", "field", "reason", "listing_id", "note"]
+    assert list(read(workdir / "r.parquet").columns) == [
+        "row", "field", "reason", "listing_id", "address", "note"
+    ]  # fmt: skip
 
 
 def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
@@ -154,8 +156,7 @@ def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
         return score(model, scorable)
 
     monkeypatch.setattr(batch_module, "score", crash_on_second_chunk)
-    with pytest.raises(KeyboardInterrupt):
-        run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3")
+    assert run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3") == stage.INTERRUPTED
     assert len(calls) == 2
     assert leftovers(workdir) == ["scored.csv"]
     assert (workdir / "scored.csv").read_text() == "previous run\n"
@@ -219,7 +220,7 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(stage, model_file, workdi
         encoding="utf-8",
     )
     assert run(stage, model_file, source, workdir / "scored.csv") == 0
-    assert leftovers(workdir) == ["scored.csv", "scored.rejects.csv"]
+    assert leftovers(workdir) == ["scored.csv", "scored.csv.rejects.csv"]
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,8 @@ def test_coerce_types_keeps_missing_values_missing():
 
 
 def test_mask_and_count_implausible():
-    frame = pd.DataFrame({"constraction_year": [1005.0, 1900.0, np.nan, 2100.0]})
-    bounds = {"constraction_year": [1500, 2030]}
-    assert count_implausible(frame, bounds) == {"constraction_year": 2}
-    assert mask_implausible(frame, bounds)["constraction_year"].tolist()[1] == 1900.0
-    assert mask_implausible(frame, bounds)["constraction_year"].isna().sum() == 3
+    frame = pd.DataFrame({"construction_year": [1005.0, 1900.0, np.nan, 2100.0]})
+    bounds = {"construction_year": [1500, 2030]}
+    assert count_implausible(frame, bounds) == {"construction_year": 2}
+    assert mask_implausible(frame, bounds)["construction_year"].tolist()[1] == 1900.0
+    assert mask_implausible(frame, bounds)["construction_year"].isna().sum() == 3

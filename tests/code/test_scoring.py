@@ -8,9 +8,8 @@ from rentprice import scoring
 from rentprice.errors import DataError, ModelError
 from rentprice.io import file_md5
 from rentprice.model import forest_of, load_model
-from rentprice.schema import FEATURE_COLUMNS
+from rentprice.schema import FEATURE_COLUMNS, MAY_BE_UNKNOWN
 from rentprice.scoring import (
-    RECOVERABLE,
     SERIAL_BELOW_ROWS,
     load_scoring_model,
     predict_in_tree_order,
@@ -38,7 +37,7 @@ def test_valid_listings_are_scorable_and_typed(bundle):
     assert list(result.scorable.columns) == list(FEATURE_COLUMNS)
     assert result.scorable["area"].tolist() == [80.0, 70.0]
     assert result.scorable["rooms"].dtype == "float64"
-    assert result.recovered == dict.fromkeys(RECOVERABLE, 0)
+    assert result.treated_as_unknown == dict.fromkeys(MAY_BE_UNKNOWN, 0)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +53,7 @@ def test_valid_listings_are_scorable_and_typed(bundle):
         ({"rooms": "three"}, "rooms", "'three' is not a number"),
         ({"bedrooms": -1}, "bedrooms", "must not be negative, got -1"),
         ({"bathrooms": None}, "bathrooms", "missing"),
-        ({"constraction_year": "old"}, "constraction_year", "'old' is not a number"),
+        ({"construction_year": "old"}, "construction_year", "'old' is not a number"),
         ({"balcony": "maybe"}, "balcony", "'maybe' is not yes or no"),
         ({"garage": ""}, "garage", "missing"),
         ({"furnished": 1}, "furnished", "1 is not yes or no"),
@@ -81,9 +80,9 @@ def test_a_row_is_rejected_once_for_its_first_bad_field_in_schema_order(bundle):
 @pytest.mark.parametrize(
     ("override", "field", "column", "scored_as"),
     [
-        ({"constraction_year": 1005}, "constraction_year", "constraction_year", np.nan),
-        ({"constraction_year": None}, "constraction_year", "constraction_year", np.nan),
-        ({"constraction_year": ""}, "constraction_year", "constraction_year", np.nan),
+        ({"construction_year": 1005}, "construction_year", "construction_year", np.nan),
+        ({"construction_year": None}, "construction_year", "construction_year", np.nan),
+        ({"construction_year": ""}, "construction_year", "construction_year", np.nan),
         ({"energy": "None"}, "energy", "energy", "None"),
         ({"energy": ""}, "energy", "energy", ""),
         ({"energy": None}, "energy", "energy", np.nan),
@@ -96,7 +95,7 @@ def test_a_row_is_rejected_once_for_its_first_bad_field_in_schema_order(bundle):
 def test_recoverable_values_are_scored_as_unknown_and_counted(bundle, override, field, column, scored_as):
     result = validate_listings(listings(override, {}), bundle)
     assert result.rejects.empty
-    assert result.recovered == dict.fromkeys(RECOVERABLE, 0) | {field: 1}
+    assert result.treated_as_unknown == dict.fromkeys(MAY_BE_UNKNOWN, 0) | {field: 1}
     value = result.scorable[column].iloc[0]
     assert (pd.isna(value) and pd.isna(scored_as)) or value == scored_as
     assert np.isfinite(score(bundle, result.scorable)).all()
@@ -128,7 +127,7 @@ def test_text_columns_as_python_objects_or_arrow_strings_get_the_same_verdicts(b
     as_objects = validate_listings(frame.astype(object), bundle)
     as_strings = validate_listings(frame.astype({"balcony": "str", "garden": "str", "energy": "str"}), bundle)
     pd.testing.assert_frame_equal(as_objects.rejects, as_strings.rejects)
-    assert as_objects.recovered == as_strings.recovered
+    assert as_objects.treated_as_unknown == as_strings.treated_as_unknown
     np.testing.assert_array_equal(score(bundle, as_objects.scorable), score(bundle, as_strings.scorable))
 
 
@@ -169,7 +168,7 @@ def test_small_batches_predict_on_one_thread_and_large_ones_on_the_forests_n_job
 def test_predict_in_tree_order_equals_the_forests_own_one_thread_predict_in_input_order(bundle, threads):
     # rows in no particular order, some alike, so sorting them for the trees reorders them
     frame = listings(
-        *({"area": 30.0 + 7 * ((i * 7) % 25), "constraction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
+        *({"area": 30.0 + 7 * ((i * 7) % 25), "construction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
     )
     one_thread = copy.deepcopy(bundle["pipeline"])
     forest_of(one_thread).n_jobs = 1

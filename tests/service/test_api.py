@@ -118,14 +118,14 @@ def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
             **LISTING,
             "zip": "9999 ZZ",
             "neighborhood": "Atlantis",
-            "constraction_year": None,
+            "construction_year": None,
             "energy": "None",
         },
     )
     assert response.status_code == 200
     assert len(response.json["predictions"]) == 1
     assert response.json["treated_as_unknown"] == {
-        "constraction_year": 1,
+        "construction_year": 1,
         "energy": 1,
         "neighborhood": 1,
         "zip": 1,
