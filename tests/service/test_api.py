@@ -78,7 +78,7 @@ def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client,
         {**LISTING, "area": 95},
         7,
         {**LISTING, "balcony": ["yes"]},
-        {**LISTING, "garage": True},
+        {**LISTING, "garage": 1},
         {**LISTING, "energy": "Q"},
     ]
     response = client.post(PREDICT, json=listings)
@@ -91,8 +91,8 @@ def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client,
     assert response.json["errors"] == [
         {"index": 1, "field": "area", "reason": "'big' is not a number"},
         {"index": 3, "field": None, "reason": "a listing must be a JSON object"},
-        {"index": 4, "field": "balcony", "reason": "must be a string, a number or null"},
-        {"index": 5, "field": "garage", "reason": "must be a string, a number or null"},
+        {"index": 4, "field": "balcony", "reason": "must be yes, no, true, false or null"},
+        {"index": 5, "field": "garage", "reason": "must be yes, no, true, false or null"},
         {"index": 6, "field": "energy", "reason": "'Q' is not an energy label (G to A+++++, or None)"},
     ]
 
