@@ -5,7 +5,9 @@ import shutil
 
 import pandas as pd
 import pytest
+import yaml
 
+from rentprice.params import load_params
 from tests.conftest import listings, run
 
 pytestmark = pytest.mark.slow
@@ -19,17 +21,24 @@ def project(tmp_path, built_project):
 
 def score_file(repo, name: str, frame: pd.DataFrame) -> None:
     """Write ``frame`` as ``name`` in the repo and point params ``predict.input`` at it."""
+    (repo / name).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(repo / name, index=False)
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("input: data/raw/listings.parquet", f"input: {name}"))
+    text = params.read_text()
+    assert yaml.safe_load(text)["predict"]["input"] in text
+    spelled = yaml.safe_dump(name, default_style='"').strip()
+    params.write_text(text.replace(f"input: {yaml.safe_load(text)['predict']['input']}", f"input: {spelled}"))
 
 
 def test_repro_scores_the_raw_snapshot_by_default(built_project):
     raw = pd.read_parquet(built_project / "data/raw/listings.parquet")
     scored = pd.read_parquet(built_project / "data/predictions/scored.parquet")
     rejects = pd.read_csv(built_project / "data/predictions/rejects.csv")
-    assert list(scored.columns) == ["row", "predicted_rent"]
-    assert scored["row"].tolist() == list(range(len(raw))) and rejects.empty
+    assert list(scored.columns) == ["row", "address", "predicted_rent"], "the unused address passes through"
+    assert sorted([*scored["row"], *rejects["row"]]) == list(range(len(raw)))
+    low, high = load_params(built_project / "params.yaml")["checks"]["bounds"]["area"]
+    outside = raw.index[~raw["area"].between(low, high)].tolist()
+    assert rejects["row"].tolist() == outside, "training drops these areas, so scoring cannot judge them"
     assert scored["predicted_rent"].between(300, 20000).all()
     assert "predict.input: data/raw/listings.parquet" in (built_project / "dvc.lock").read_text()
 
@@ -67,3 +76,14 @@ def test_repro_predict_fails_on_the_wrong_file_with_one_line_and_no_output(proje
     assert "Traceback" not in result.stderr
     assert not (project / "data/predictions/scored.parquet").exists()
     assert not (project / "data/predictions/rejects.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["data/new batch/listings may.csv", "it's $HOME; a 'quoted' \"name\".csv"])
+def test_repro_predict_scores_a_path_with_spaces_and_shell_characters(project, name):
+    batch = listings(*({"area": 30.0 + 10 * i} for i in range(3)))
+    score_file(project, name, batch)
+    result = run(["dvc", "repro", "predict"], project)
+    assert "score listings: rows=3, scored=3, rejected=0" in result.stderr
+    assert len(pd.read_parquet(project / "data/predictions/scored.parquet")) == 3
+    assert name in (project / "dvc.lock").read_text(), "the file is a dependency of the stage"
+    assert run(["dvc", "status", "--quiet"], project, check=False).returncode == 0
