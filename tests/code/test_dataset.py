@@ -88,3 +88,18 @@ def test_clean_listings_fails_on_too_many_dropped_rows_and_too_few_rows():
 def test_clean_listings_rejects_missing_columns():
     with pytest.raises(DataError, match=r"missing column\(s\) rent"):
         clean_listings(many(3).drop(columns="rent"), CHECKS, PLAUSIBLE, "raw.parquet")
+
+
+def test_clean_listings_reads_the_source_spelling_and_old_params_keys_alike():
+    raw = many(4).rename(columns={"construction_year": "constraction_year", "area": " Area"})
+    raw.loc[1, "constraction_year"] = 1005
+    kept, report = clean_listings(raw, CHECKS, {"constraction_year": [1500, 2030]}, "raw.parquet")
+    assert "construction_year" in kept.columns and "area" in kept.columns
+    assert report["treated_as_missing"] == {"constraction_year": 1}
+    assert kept["construction_year"].isna().tolist() == [False, True, False, False]
+
+
+def test_clean_listings_refuses_a_repeated_column():
+    raw = pd.concat([many(3), many(3)[["area"]]], axis=1)
+    with pytest.raises(DataError, match=r"^raw.parquet: column 'area' appears more than once"):
+        clean_listings(raw, CHECKS, PLAUSIBLE, "raw.parquet")
