@@ -129,3 +129,11 @@ def test_the_stylesheet_is_served(client):
     response = client.get("/static/style.css")
     assert response.status_code == 200
     assert response.mimetype == "text/css"
+
+
+def test_number_inputs_are_bounded_by_the_ranges_the_model_was_trained_on(client, service_dir):
+    ranges = load_model(service_dir / "model.joblib")["ranges"]
+    controls = Controls(page_text(client.get("/"))).controls
+    for name in ("area", "rooms", "bedrooms", "bathrooms", "construction_year", "garden_m2"):
+        attributes = controls[name][1]
+        assert [float(attributes["min"]), float(attributes["max"])] == ranges[name], name
