@@ -28,7 +28,10 @@ def workdir(tmp_path, monkeypatch):
 
 def write_db(path, frame):
     with sqlite3.connect(path) as connection:
-        frame.to_sql("rent_apartments", connection, index=False)
+        # the source table's own spelling of the construction year
+        frame.rename(columns={"construction_year": "constraction_year"}).to_sql(
+            "rent_apartments", connection, index=False
+        )
 
 
 def test_collect_writes_typed_snapshot(workdir):

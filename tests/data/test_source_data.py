@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from rentprice.dataset import clean_listings, group_split
-from rentprice.features import ENERGY_LABELS, ENERGY_UNKNOWN, garden_area, yes_no
+from rentprice.features import ENERGY_RANK, ENERGY_UNKNOWN, garden_area, yes_no
 from rentprice.io import read_sql_table
 from rentprice.params import load_params
-from rentprice.schema import SOURCE_COLUMNS, SOURCE_TABLE_COLUMNS, YES_NO_COLUMNS, coerce_types
+from rentprice.schema import SOURCE_COLUMNS, SOURCE_TABLE_COLUMNS, YES_NO_COLUMNS, coerce_types, text_key
 from tests.conftest import REPO_ROOT
 
 
@@ -38,7 +38,7 @@ def test_every_garden_text_parses(raw):
 
 
 def test_energy_labels_are_known_or_explicitly_unknown(raw):
-    assert set(raw["energy"]) <= set(ENERGY_LABELS) | ENERGY_UNKNOWN
+    assert {text_key(label) for label in raw["energy"]} <= set(ENERGY_RANK) | ENERGY_UNKNOWN
 
 
 def test_zip_codes_are_dutch_postcodes_matching_the_address(raw):
