@@ -41,7 +41,7 @@ REQUEST_SECONDS = 30
 BASE = {
     "address": "1071 HN Amsterdam",
     "area": 80,
-    "constraction_year": 1930,
+    "construction_year": 1930,
     "rooms": 3,
     "bedrooms": 2,
     "bathrooms": 1,
@@ -60,7 +60,7 @@ BASE = {
 LISTINGS: tuple[dict[str, Any], ...] = (
     BASE,
     {**BASE, "area": "45.5", "rooms": "2", "garden": "Not present", "energy": "None", "furnished": "no"},
-    {**BASE, "area": 140, "constraction_year": 2015, "zip": "1011 AB", "neighborhood": "Nowhere"},
+    {**BASE, "area": 140, "construction_year": 2015, "zip": "1011 AB", "neighborhood": "Nowhere"},
     {**BASE, "area": 0},
 )
 

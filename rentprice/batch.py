@@ -1,33 +1,72 @@
-"""Batch scoring of listing files: streamed chunks in, scored rows and rejects out, written atomically.
+"""Batch scoring of listing files: streamed chunks in, scored rows and rejects out, written as a pair.
 
-The stage ``stages/predict.py`` wires these together with logging and progress; the rules of what
-can be scored live in ``rentprice.scoring``.
+``score_file`` is the whole job (``stages/predict.py`` only parses arguments and logs); the rules of
+what can be scored live in ``rentprice.scoring``, the listing contract in ``rentprice.schema``.
+Every input row ends in exactly one of the two outputs, or the run fails with one line
+(a ``RentpriceError``) and neither output changes.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError
 from rentprice.io import atomic_path
-from rentprice.schema import FEATURE_COLUMNS, SOURCE_COLUMNS, missing_columns
-from rentprice.scoring import FIELD, PREDICTION, REASON, ROW, score, validate_listings
+from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
+from rentprice.scoring import FIELD, PREDICTION, REASON, ROW, load_scoring_model, score, validate_listings
 
 STDIN = "-"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 #: Rows per chunk: enough that per-call overhead is negligible and the tree walk finds many alike
 #: rows to group, few enough that memory stays well under 1 GiB (bench/predict.py measures both).
 CHUNK_ROWS = 100_000
+#: The default rejects file of output ``x.csv``: ``x.csv.rejects.csv``, which no other output's
+#: default can be (``x.parquet`` gets ``x.parquet.rejects.csv``).
+REJECTS_SUFFIX = ".rejects.csv"
+SEPARATORS_HINTED = (";", "\t", "|")
+
+
+@dataclass
+class Summary:
+    """What ``score_file`` did: rows read, scored and rejected (per field), values treated as unknown.
+
+    ``drift``: the bin counts of the scored listings against the model's training profile.
+    """
+
+    drift: DriftMonitor
+    rows: int = 0
+    scored: int = 0
+    rejected_by_field: Counter = field(default_factory=Counter)
+    treated_as_unknown: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def rejected(self) -> int:
+        """Rows written to the rejects file."""
+        return self.rows - self.scored
+
+
+def default_rejects(output: Path) -> Path:
+    """The rejects file of ``output`` when none is given: ``<output name>.rejects.csv`` beside it."""
+    return output.with_name(output.name + REJECTS_SUFFIX)
 
 
 def file_format(path: str | Path, role: str) -> str:
@@ -40,39 +79,96 @@ def file_format(path: str | Path, role: str) -> str:
     return kind
 
 
+def check_paths(source: str, output: Path, rejects: Path) -> None:
+    """Refuse an output or rejects file that is the input or each other (symlinks and hard links too).
+
+    Checked before anything is read, so a collision never overwrites the input or loses rows.
+    """
+    named = [("--output", Path(output)), ("--rejects", Path(rejects))]
+    if source != STDIN:
+        named.insert(0, ("--input", Path(source)))
+    for position, (role, path) in enumerate(named):
+        for other_role, other in named[position + 1 :]:
+            if _same_file(path, other):
+                raise DataError(f"{other}: {other_role} is the same file as {role} {path}; give another path")
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    if first.resolve() == second.resolve():
+        return True
+    with suppress(OSError):
+        return os.path.samefile(first, second)
+    return False
+
+
 def read_chunks(source: str, chunk_rows: int) -> Iterator[pa.Table]:
     """Stream the input as tables of at most ``chunk_rows`` rows; at least one, maybe empty.
 
-    CSV values are read as text exactly as written (no guessing of types or missing values), so
-    pass-through columns stay untouched and validation sees what the file says.
+    Column names are made canonical (``schema.canonical_names``: spacing, case, aliases); a
+    repeated name is a DataError. CSV values are read as text exactly as written (no guessing of
+    types or missing values), so pass-through columns stay untouched and validation sees what the
+    file says.
     """
     kind = file_format(source, "input")
     label = "stdin" if source == STDIN else source
     try:
         if kind == "parquet":
-            # pre_buffer would keep every row group's bytes read so far: memory growing with the file
-            parquet = pq.ParquetFile(source, pre_buffer=False)
-            empty = True
-            for batch in parquet.iter_batches(batch_size=chunk_rows):
-                empty = False
-                yield pa.Table.from_batches([batch])
-            if empty:
-                yield parquet.schema_arrow.empty_table()
+            yield from _parquet_chunks(source, label, chunk_rows)
         else:
-            handle = sys.stdin.buffer if source == STDIN else source
-            reader = pd.read_csv(
-                handle, dtype=str, keep_default_na=False, index_col=False, chunksize=chunk_rows
-            )
-            while (chunk := next_csv_chunk(reader)) is not None:
-                yield pa.Table.from_pandas(chunk, preserve_index=False)
+            with ExitStack() as stack:
+                handle = sys.stdin.buffer if source == STDIN else stack.enter_context(open(source, "rb"))
+                yield from _csv_chunks(handle, label, chunk_rows)
     except FileNotFoundError:
         raise DataError(f"{label}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{label}: is a folder, not a file") from None
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.ParserWarning, pa.ArrowException) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
         raise DataError(f"{label}: not a readable {kind.upper()} file ({reason})") from None
 
 
-def next_csv_chunk(reader) -> pd.DataFrame | None:
+def _parquet_chunks(source: str, label: str, chunk_rows: int) -> Iterator[pa.Table]:
+    # pre_buffer would keep every row group's bytes read so far: memory growing with the file
+    parquet = pq.ParquetFile(source, pre_buffer=False)
+    names = canonical_names(parquet.schema_arrow.names, label)
+    empty = True
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        empty = False
+        yield pa.Table.from_batches([batch]).rename_columns(names)
+    if empty:
+        yield parquet.schema_arrow.empty_table().rename_columns(names)
+
+
+def _csv_chunks(handle: IO[bytes], label: str, chunk_rows: int) -> Iterator[pa.Table]:
+    header_line = handle.readline().decode("utf-8-sig")
+    header = next(csv.reader([header_line]), [])
+    if not header:
+        raise DataError(f"{label}: not a readable CSV file (empty: no header line)")
+    names = canonical_names(header, label)
+    if len(header) == 1 and (separator := next((s for s in SEPARATORS_HINTED if s in header[0]), None)):
+        raise DataError(
+            f"{label}: the header holds {separator!r} but no comma; the file seems {separator!r}-separated "
+            "(a spreadsheet's export?): save it as comma-separated CSV"
+        )
+    reader = pd.read_csv(
+        handle,
+        header=None,
+        names=names,
+        dtype=str,
+        keep_default_na=False,
+        index_col=False,
+        chunksize=chunk_rows,
+        encoding="utf-8",
+    )
+    first = True
+    while (chunk := next_csv_chunk(reader)) is not None or first:
+        if chunk is None:  # a header without rows
+            chunk = pd.DataFrame({name: pd.Series(dtype=str) for name in names})
+        first = False
+        yield pa.Table.from_pandas(chunk, preserve_index=False)
+
+
+def next_csv_chunk(reader: Any) -> pd.DataFrame | None:
     """The next chunk of a pandas CSV reader, None at the end; a line with extra fields is an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -80,27 +176,27 @@ def next_csv_chunk(reader) -> pd.DataFrame | None:
 
 
 def count_rows(source: str) -> int | None:
-    """Rows in the input when known without reading it (Parquet metadata), for the progress bar."""
-    return pq.ParquetFile(source).metadata.num_rows if file_format(source, "input") == "parquet" else None
+    """Rows in the input when known without reading it (Parquet metadata), for the progress bar.
+
+    None when unknown, also for a file that cannot be read (``read_chunks`` reports that).
+    """
+    if source == STDIN or not source.lower().endswith(".parquet"):
+        return None
+    try:
+        return pq.ParquetFile(source).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
 
 
-@contextmanager
-def table_writer(path: Path, schema: pa.Schema) -> Iterator[Callable[[pa.Table], None]]:
-    """Append tables to a CSV or Parquet file that appears, complete, only if the block succeeds."""
-    kind = file_format(path, "output")
-    with atomic_path(path) as temporary:
-        writer = (
-            pq.ParquetWriter(temporary, schema) if kind == "parquet" else pa_csv.CSVWriter(temporary, schema)
-        )
-        with writer:
-            yield writer.write_table
-
-
-def output_schemas(first: pa.Table, source: str) -> tuple[list[str], pa.Schema, pa.Schema]:
+def output_schemas(
+    first: pa.Table, source: str, outputs: tuple[Path, Path]
+) -> tuple[list[str], pa.Schema, pa.Schema]:
     """Pass-through columns, scored and rejects schemas.
 
-    A missing listing column, one holding lists or records, or a column clashing with an output
-    column is a DataError.
+    Every input column the model does not read is passed through, except the rent (the target):
+    the output's rent is the predicted one. A missing listing column, one
+    holding lists or records, a column clashing with an output column, or a pass-through column
+    of a type an output's format cannot hold (a list into CSV) is a DataError.
     """
     columns = first.column_names
     absent = missing_columns(columns, FEATURE_COLUMNS)
@@ -116,20 +212,67 @@ def output_schemas(first: pa.Table, source: str) -> tuple[list[str], pa.Schema, 
     clash = [name for name in columns if name in (ROW, FIELD, REASON, PREDICTION)]
     if clash:
         raise DataError(f"{source}: column(s) {', '.join(clash)} clash with output columns; rename them")
-    passthrough = [name for name in columns if name not in SOURCE_COLUMNS]
+    passthrough = [name for name in columns if name not in FEATURE_COLUMNS and name != TARGET]
     kept = list(first.select(passthrough).schema.remove_metadata())
     scored = pa.schema([pa.field(ROW, pa.int64()), *kept, pa.field(PREDICTION, pa.float64())])
     rejects = pa.schema(
         [pa.field(ROW, pa.int64()), pa.field(FIELD, pa.string()), pa.field(REASON, pa.string()), *kept]
     )
+    for path in outputs:
+        if file_format(path, "output") == "csv":
+            for column in kept:
+                _check_csv_type(source, path, column)
     return passthrough, scored, rejects
 
 
+def _check_csv_type(source: str, path: Path, column: pa.Field) -> None:
+    try:
+        pa_csv.CSVWriter(io.BytesIO(), pa.schema([column]))
+    except pa.ArrowException:
+        raise DataError(
+            f"{source}: column {column.name!r} holds {column.type}, which CSV cannot hold, so it cannot "
+            f"be passed through to {path}; write a .parquet file or drop the column"
+        ) from None
+
+
+def listing_frame(table: pa.Table) -> pd.DataFrame:
+    """The feature columns of a chunk as pandas objects, storage types mapped to the same information.
+
+    Dictionary columns are decoded, decimals become floats, a date or timestamp in a year field
+    (construction year) becomes its year; a date in another number field becomes its text (so
+    validation names it as not a number). Booleans stay booleans: yes/no fields read them as
+    yes/no, number fields reject them.
+    """
+    columns = {}
+    for name in FEATURE_COLUMNS:
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        if FIELDS[name].kind == NUMBER:
+            kind = column.type
+            if pa.types.is_decimal(kind):
+                column = pc.cast(column, pa.float64())
+            elif pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+                column = pc.year(column) if FIELDS[name].unit == "year" else pc.cast(column, pa.string())
+        columns[name] = column
+    return pa.table(columns).to_pandas()
+
+
 def score_chunk(
-    model: dict, table: pa.Table, first_row: int, passthrough: list[str], schemas: tuple[pa.Schema, pa.Schema]
+    model: dict,
+    table: pa.Table,
+    first_row: int,
+    passthrough: list[str],
+    schemas: tuple[pa.Schema, pa.Schema],
+    drift: DriftMonitor | None = None,
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
-    """Scored rows and rejects of one chunk (row numbers from ``first_row``) and its recovered counts."""
-    result = validate_listings(table.select(list(FEATURE_COLUMNS)).to_pandas(), model, first_row)
+    """Scored rows and rejects of one chunk (row numbers from ``first_row``) and its unknown counts.
+
+    ``drift``, when given, counts the scored listings (as validated) into its bins.
+    """
+    result = validate_listings(listing_frame(table), model, first_row)
+    if drift is not None:
+        drift.update(result.scorable)
     rows = result.scorable.index.to_numpy(dtype="int64")
     passed = table.select(passthrough)
     kept = passed.take(rows - first_row)
@@ -148,17 +291,50 @@ def score_chunk(
         ],
         schema=schemas[1],
     )
-    return scored, rejected, result.recovered
+    return scored, rejected, result.treated_as_unknown
 
 
-def use_jemalloc() -> None:
-    """Allocate Arrow (and pandas string) memory with jemalloc where pyarrow has it.
+@contextmanager
+def table_writer(path: Path, temporary: Path, schema: pa.Schema) -> Iterator[Callable[[pa.Table], None]]:
+    """Append tables to ``temporary`` in the CSV or Parquet format of ``path``."""
+    kind = file_format(path, "output")
+    writer = pq.ParquetWriter(temporary, schema) if kind == "parquet" else pa_csv.CSVWriter(temporary, schema)
+    with writer:
+        yield writer.write_table
 
-    With pyarrow's default mimalloc pool the resident memory of a long batch creeps up chunk
-    after chunk; with jemalloc it stays flat (measured with bench/predict.py).
+
+@contextmanager
+def output_pair(scored: Path, rejects: Path) -> Iterator[tuple[Path, Path]]:
+    """Temporary paths for the scored and rejects files; both replace their targets only together.
+
+    The temporaries come from ``io.atomic_path`` and vanish on any exit Python sees. On success
+    the scored file is renamed into place, then the rejects file; if that second rename fails,
+    the old scored file (held open, never copied into the tree) is put back, or the new one
+    removed when there was none. Either both files are new or both are as before.
     """
-    with suppress(NotImplementedError):  # a pyarrow build without jemalloc (e.g. on Windows)
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    with ExitStack() as previous:
+        old = previous.enter_context(open(scored, "rb")) if scored.is_file() else None
+        replaced = False
+        try:
+            with atomic_path(rejects) as rejects_temporary:
+                with atomic_path(scored) as scored_temporary:
+                    yield scored_temporary, rejects_temporary
+                replaced = True
+        except BaseException:
+            if replaced:
+                _restore(scored, old)
+            raise
+
+
+def _restore(path: Path, old: IO[bytes] | None) -> None:
+    """Put back the file ``old`` was before it was replaced, or remove ``path`` if there was none."""
+    if old is None:
+        path.unlink(missing_ok=True)
+        return
+    old.seek(0)
+    with atomic_path(path) as temporary, open(temporary, "wb") as copy:
+        while block := old.read(1 << 20):
+            copy.write(block)
 
 
 def check_reject_rate(source: str, rows: int, rejected_fields: Counter, limit: float) -> None:
@@ -174,3 +350,72 @@ def check_reject_rate(source: str, rows: int, rejected_fields: Counter, limit: f
 def describe(counts: Counter) -> str:
     """``name=count`` pairs, most frequent first."""
     return ", ".join(f"{name}={count}" for name, count in counts.most_common() if count)
+
+
+def use_jemalloc() -> None:
+    """Allocate Arrow (and pandas string) memory with jemalloc where pyarrow has it.
+
+    With pyarrow's default mimalloc pool the resident memory of a long batch creeps up chunk
+    after chunk; with jemalloc it stays flat (measured with bench/predict.py).
+    """
+    with suppress(NotImplementedError):  # a pyarrow build without jemalloc (e.g. on Windows)
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+def score_file(
+    model_path: Path,
+    source: str,
+    output: Path,
+    rejects: Path,
+    *,
+    max_reject_rate: float = 0.5,
+    chunk_rows: int = CHUNK_ROWS,
+    lock: Path = Path("dvc.lock"),
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Score listings file ``source`` (``-``: CSV on stdin) into ``output`` and ``rejects``.
+
+    Paths are checked before anything is read (``check_paths``); the input is streamed in chunks
+    of ``chunk_rows``; ``progress`` is called with each chunk's row count. Both outputs appear
+    together or not at all (``output_pair``). Raises DataError (bad input, a collision, a reject
+    rate above ``max_reject_rate``, an output that cannot be written: e.g. a full disk) or
+    ModelError; in every case neither output changes.
+    """
+    output, rejects = Path(output), Path(rejects)
+    for path in (output, rejects):
+        file_format(path, "output")
+    check_paths(source, output, rejects)
+    label = "stdin" if source == STDIN else source
+    use_jemalloc()
+    chunks = read_chunks(source, chunk_rows)
+    first = next(chunks)
+    passthrough, *schemas = output_schemas(first, label, (output, rejects))
+    model = load_scoring_model(model_path, lock)
+    summary = Summary(DriftMonitor(model.get("drift_profile")))
+    started = perf_counter()
+    try:
+        with output_pair(output, rejects) as (scored_temporary, rejects_temporary), ExitStack() as stack:
+            write_scored = stack.enter_context(table_writer(output, scored_temporary, schemas[0]))
+            write_rejects = stack.enter_context(table_writer(rejects, rejects_temporary, schemas[1]))
+            table: pa.Table | None = first
+            del first  # so each chunk is freed once scored
+            while table is not None:
+                scored, rejected, unknown = score_chunk(
+                    model, table, summary.rows, passthrough, schemas, summary.drift
+                )
+                write_scored(scored)
+                write_rejects(rejected)
+                summary.rows += table.num_rows
+                summary.scored += scored.num_rows
+                summary.rejected_by_field.update(rejected.column(FIELD).to_pylist())
+                summary.treated_as_unknown.update(unknown)
+                if progress is not None:
+                    progress(table.num_rows)
+                table = next(chunks, None)
+            check_reject_rate(label, summary.rows, summary.rejected_by_field, max_reject_rate)
+            stack.close()  # the writers flush inside the block, so a full disk fails here
+    except OSError as error:
+        where = error.filename or f"{output} or {rejects}"
+        raise DataError(f"{where}: cannot write ({error.strerror or error}); nothing was written") from None
+    summary.seconds = perf_counter() - started
+    return summary

@@ -90,10 +90,13 @@ def clean_listings(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Type, deduplicate, check and mask placeholders; return the clean rows and a report of what changed.
 
+    Columns are named and typed by the listing contract (``schema.coerce_types``: aliases such as
+    ``constraction_year`` accepted, a repeated column refused).
+
     Raises DataError with a readable report when a hard expectation breaks.
     """
-    require_columns(raw, source)
     typed = coerce_types(raw, source)
+    require_columns(typed, source)
     deduplicated = drop_exact_duplicates(typed)
     invalid = out_of_bounds(deduplicated, checks["bounds"])
     kept = deduplicated[~invalid].reset_index(drop=True)

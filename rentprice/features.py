@@ -14,18 +14,17 @@ from sklearn.model_selection import KFold
 from sklearn.preprocessing import TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from rentprice.schema import NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible
+from rentprice.schema import ENERGY_LABELS, NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible, text_key
 
 GARDEN_ABSENT = "Not present"
-GARDEN_PATTERN = re.compile(r"^Present \((\d+(?:\.\d+)?) m²(?:, located on the [a-z-]+)?\)$")
-YES_NO = {"yes": 1.0, "no": 0.0}
-#: Energy labels from worst to best; the position is the ordinal value.
-ENERGY_LABELS: tuple[str, ...] = (
-    "G", "F", "E", "D", "C", "B", "A", "A+", "A++", "A+++", "A++++", "A+++++",
-)  # fmt: skip
-#: How sources spell "no energy label": scored as unknown.
-ENERGY_UNKNOWN = frozenset({"None", ""})
-FACILITIES_NONE = "None"
+#: Matched against ``text_key`` of the garden text (trimmed, case folded).
+GARDEN_PATTERN = re.compile(r"^present \((\d+(?:\.\d+)?) ?m²(?:, located on the [a-z-]+)?\)$")
+#: yes/no texts (as ``text_key``), and a storage type's booleans (Parquet, JSON) as the same answer.
+YES_NO = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
+ENERGY_RANK = {label.casefold(): float(rank) for rank, label in enumerate(ENERGY_LABELS)}
+#: How sources spell "no energy label" (as ``text_key``): scored as unknown.
+ENERGY_UNKNOWN = frozenset({"none", ""})
+FACILITIES_NONE = "none"
 #: The location key of a listing without a postcode or neighborhood.
 LOCATION_UNKNOWN = "unknown"
 #: Feature groups that params can switch on or off; the numeric columns are always used.
@@ -36,35 +35,39 @@ def garden_area(text: object) -> float:
     """Garden size in m²: ``Present (47 m², located on the north)`` → 47, ``Not present`` → 0, else NaN."""
     if not isinstance(text, str):
         return np.nan
-    text = text.strip()
-    if text == GARDEN_ABSENT:
+    text = text_key(text)
+    if text == GARDEN_ABSENT.casefold():
         return 0.0
     match = GARDEN_PATTERN.match(text)
     return float(match.group(1)) if match else np.nan
 
 
 def yes_no(value: object) -> float:
-    """``yes`` → 1, ``no`` → 0 (any case, surrounding spaces ignored), anything else NaN."""
-    return YES_NO.get(value.strip().lower(), np.nan) if isinstance(value, str) else np.nan
+    """``yes``/``true``/True → 1, ``no``/``false``/False → 0 (any case and spacing), anything else NaN."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    return YES_NO.get(text_key(value), np.nan) if isinstance(value, str) else np.nan
 
 
 def energy_rank(label: object) -> float:
     """Ordinal energy label, G = 0 … A+++++ = 11; unknown or missing labels are NaN."""
-    if not isinstance(label, str):
-        return np.nan
-    label = label.strip().upper()
-    return float(ENERGY_LABELS.index(label)) if label in ENERGY_LABELS else np.nan
+    return ENERGY_RANK.get(text_key(label), np.nan) if isinstance(label, str) else np.nan
 
 
 def facility_list(text: object) -> list[str]:
-    """Split a comma-separated facilities text into its items; ``None`` means no facilities."""
-    if not isinstance(text, str) or text.strip() == FACILITIES_NONE:
+    """Split a comma-separated facilities text into its items (as ``text_key``); ``None`` means none."""
+    if not isinstance(text, str):
         return []
-    return [item.strip() for item in text.split(",") if item.strip()]
+    items = [text_key(item) for item in text.split(",")]
+    return [item for item in items if item and item != FACILITIES_NONE]
 
 
 def postcode_number(zipcode: object) -> float:
-    """The four-digit part of a Dutch postcode (``1071 HN`` → 1071), NaN when absent."""
+    """The four-digit part of a Dutch postcode (``1071 HN`` → 1071; a stored number 1071 too), else NaN."""
+    if isinstance(zipcode, int | float | np.integer | np.floating) and not isinstance(
+        zipcode, bool | np.bool_
+    ):
+        zipcode = f"{zipcode:g}" if np.isfinite(zipcode) else ""
     if not isinstance(zipcode, str):
         return np.nan
     match = re.match(r"^\s*(\d{4})", zipcode)
@@ -105,8 +108,10 @@ def district_key(zipcode: object) -> str:
 
 
 def neighborhood_key(neighborhood: object) -> str:
-    """The neighborhood as text, LOCATION_UNKNOWN when missing."""
-    return LOCATION_UNKNOWN if pd.isna(neighborhood) else str(neighborhood)
+    """The neighborhood as ``text_key``, LOCATION_UNKNOWN when missing or blank."""
+    if not isinstance(neighborhood, str):
+        return LOCATION_UNKNOWN if pd.isna(neighborhood) else text_key(str(neighborhood))
+    return text_key(neighborhood) or LOCATION_UNKNOWN
 
 
 #: The location columns and their target-encoded keys, in encoding order.

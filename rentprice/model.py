@@ -27,7 +27,7 @@ PROJECT = "rentprice"
 #: 2: the features step is one ``ListingFeatures`` (format 1 files used a ColumnTransformer).
 MODEL_FORMAT = 2
 #: The original project's model: a RandomForest on nine features, no location, no cleaning.
-BASELINE_NUMERIC = ["area", "constraction_year", "bedrooms"]
+BASELINE_NUMERIC = ["area", "construction_year", "bedrooms"]
 
 
 def build_model(train: Mapping[str, Any], plausible: Mapping[str, list[float]]) -> Pipeline:

@@ -123,10 +123,11 @@ class Baseline(Group):
 class Predict(Group):
     """Group ``predict``: the file `dvc repro predict` scores."""
 
-    # dvc.yaml pastes it unquoted into a shell command: no spaces or shell characters.
+    # stages/predict.py reads it from this file (dvc.yaml pastes `${...}` into commands unquoted), so
+    # any path works: spaces, quotes, `$`.
     input: str = Field(
-        pattern=r"^[\w./-]+\.(csv|parquet)$",
-        description="listings file to score (.csv or .parquet; no spaces)",
+        pattern=r"\.(csv|parquet)$",
+        description="listings file to score (.csv or .parquet; any path)",
     )
     max_reject_rate: Share = Field(description="fail, writing nothing, above this share of rejected rows")
 

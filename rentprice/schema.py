@@ -1,8 +1,20 @@
-"""The listing schema: the columns of the source table, their kinds and plausible values."""
+"""The listing contract: every field of a listing, declared once, and the column rules derived from it.
+
+``LISTING`` says, per field, its kind, unit, whether a listing without it can be scored, whether an
+unrecognised value is scored as unknown, its fixed bounds and its other spellings. Batch validation
+(``rentprice.scoring``), the API's request model and JSON Schema and the web form
+(``rentprice.service.listings``), and the prepare stage's type checks (``coerce_types``) all read it.
+
+``construction_year``: the source table spells it ``constraction_year``. That spelling is kept as an
+alias (read by collect, accepted in every input) so no one "fixes" it and breaks collect; every
+output, message and document uses ``construction_year``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -12,40 +24,167 @@ from rentprice.errors import DataError
 TARGET = "rent"
 GROUP = "address"
 
-NUMERIC_COLUMNS: tuple[str, ...] = (
-    "area",
-    "constraction_year",
-    "rooms",
-    "bedrooms",
-    "bathrooms",
-)
-YES_NO_COLUMNS: tuple[str, ...] = ("balcony", "storage", "parking", "furnished", "garage")
-TEXT_COLUMNS: tuple[str, ...] = (
-    "address",
-    *YES_NO_COLUMNS,
-    "garden",
-    "energy",
-    "facilities",
-    "zip",
-    "neighborhood",
-)
-#: Columns a listing must have to be scored, in source-table order.
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "address",
-    "area",
-    "constraction_year",
-    "rooms",
-    "bedrooms",
-    "bathrooms",
-    *YES_NO_COLUMNS,
-    "garden",
-    "energy",
-    "facilities",
-    "zip",
-    "neighborhood",
-)
-#: Every column of the source table.
-SOURCE_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, TARGET)
+#: Field kinds: how a value is written and judged.
+NUMBER, YES_NO, GARDEN, ENERGY, TEXT = "number", "yes/no", "garden", "energy", "text"
+#: The model's name for the garden's size in m², a numeric feature with a learned range.
+GARDEN_M2 = "garden_m2"
+
+
+@dataclass(frozen=True)
+class ListingField:
+    """One field of a listing.
+
+    ``required``: a blank value rejects the listing (else it is scored as unknown).
+    ``may_be_unknown``: an unrecognised value is scored as unknown instead of rejected (counted in
+    ``treated_as_unknown``). ``minimum``/``exclusive_minimum``: fixed bounds, whatever the model;
+    the range learned in training is checked on top (``trained_ranges``). ``aliases``: other
+    spellings accepted in input headers and JSON keys. ``model_input``: False for a field the
+    model never reads (passed through untouched). ``example``: a typical value, for docs and forms.
+    """
+
+    name: str
+    kind: str
+    description: str
+    unit: str | None = None
+    required: bool = True
+    may_be_unknown: bool = False
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    aliases: tuple[str, ...] = ()
+    model_input: bool = True
+    example: object = None
+    pattern: str | None = None
+    max_length: int | None = None
+    whole: bool = False
+    options: tuple[str, ...] = field(default=())
+
+
+#: Energy labels from worst to best; the position is the ordinal value.
+ENERGY_LABELS: tuple[str, ...] = (
+    "G", "F", "E", "D", "C", "B", "A", "A+", "A++", "A+++", "A++++", "A+++++",
+)  # fmt: skip
+YES_NO_OPTIONS: tuple[str, ...] = ("yes", "no")
+#: A Dutch postcode as the form asks for it (the model reads its four digits).
+POSTCODE_PATTERN = r"\s*[0-9]{4}\s?[A-Za-z]{2}\s*"
+
+
+def _yes_no(name: str, what: str) -> ListingField:
+    return ListingField(
+        name, YES_NO, f"whether the apartment has {what}", options=YES_NO_OPTIONS, example="no"
+    )
+
+
+#: The listing, in source-table order.
+LISTING: tuple[ListingField, ...] = (
+    ListingField(
+        "address", TEXT, "street address; passed through, not read by the model", required=False,
+        model_input=False, max_length=200, example="1071 HN Amsterdam (Cornelis Schuytbuurt)",
+    ),
+    ListingField("area", NUMBER, "living area", unit="m²", exclusive_minimum=0, example=80),
+    ListingField(
+        "construction_year", NUMBER, "year of construction; blank or a placeholder such as 1005 is unknown",
+        unit="year", required=False, may_be_unknown=True, aliases=("constraction_year",), whole=True,
+        example=1930,
+    ),
+    ListingField("rooms", NUMBER, "number of rooms", minimum=0, whole=True, example=3),
+    ListingField("bedrooms", NUMBER, "number of bedrooms", minimum=0, whole=True, example=2),
+    ListingField("bathrooms", NUMBER, "number of bathrooms", minimum=0, whole=True, example=1),
+    _yes_no("balcony", "a balcony"),
+    _yes_no("storage", "storage"),
+    _yes_no("parking", "parking"),
+    _yes_no("furnished", "furniture"),
+    _yes_no("garage", "a garage"),
+    ListingField(
+        "garden", GARDEN, "'Not present' or 'Present (<m²> m²[, located on the <side>])'",
+        example="Present (47 m², located on the north)",
+    ),
+    ListingField(
+        "energy", ENERGY, "energy label G to A+++++; 'None' or blank is unknown", required=False,
+        may_be_unknown=True, options=ENERGY_LABELS, example="A",
+    ),
+    ListingField(
+        "facilities", TEXT, "comma-separated facilities; 'None' for none; unseen ones are ignored",
+        required=False, max_length=500, example="Shower, Toilet, Lift",
+    ),
+    ListingField(
+        "zip", TEXT, "Dutch postcode; an unseen or blank district is unknown", required=False,
+        may_be_unknown=True, pattern=POSTCODE_PATTERN, max_length=7, example="1071 HN",
+    ),
+    ListingField(
+        "neighborhood", TEXT, "neighborhood; an unseen or blank one is unknown", required=False,
+        may_be_unknown=True, max_length=100, example="Cornelis Schuytbuurt",
+    ),
+)  # fmt: skip
+FIELDS: dict[str, ListingField] = {spec.name: spec for spec in LISTING}
+
+#: The columns the model reads, in source-table order.
+FEATURE_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in LISTING if spec.model_input)
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in LISTING if spec.kind == NUMBER)
+YES_NO_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in LISTING if spec.kind == YES_NO)
+TEXT_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in LISTING if spec.kind != NUMBER)
+#: Fields scored as unknown instead of rejected when unrecognised (the API's ``treated_as_unknown``).
+MAY_BE_UNKNOWN: tuple[str, ...] = tuple(spec.name for spec in LISTING if spec.may_be_unknown)
+#: Every column of a training listing, in source-table order.
+SOURCE_COLUMNS: tuple[str, ...] = (*(spec.name for spec in LISTING), TARGET)
+#: Numeric features whose training range the model file records: the numbers and the garden's m².
+RANGED_FEATURES: tuple[str, ...] = (*NUMERIC_COLUMNS, GARDEN_M2)
+
+#: Other spellings → field name, keyed by ``header_key``.
+ALIASES: dict[str, str] = {
+    **{alias: spec.name for spec in LISTING for alias in spec.aliases},
+    **{spec.name: spec.name for spec in LISTING},
+    TARGET: TARGET,
+}
+#: The source table's own column names (collect reads these), in source-table order.
+SOURCE_TABLE_COLUMNS: tuple[str, ...] = (*(next(iter(spec.aliases), spec.name) for spec in LISTING), TARGET)
+
+
+def header_key(name: object) -> str:
+    """A column name as compared: surrounding and repeated (also non-breaking) spaces ignored, lower case."""
+    return " ".join(str(name).split()).casefold()
+
+
+def text_key(value: str) -> str:
+    """A categorical text as compared: whitespace (also non-breaking) trimmed and collapsed, case folded.
+
+    The one normalisation of yes/no, garden, energy, facilities, postcode and neighborhood texts, in
+    training and in scoring alike: ``" Oud\u00a0West "`` and ``"oud west"`` are the same neighborhood.
+    """
+    return " ".join(value.split()).casefold()
+
+
+def repeated_name(names: Sequence[object]) -> tuple[str, list[str]] | None:
+    """The first field or column named more than once after normalisation, with its spellings as given.
+
+    ``area`` twice, ``Area`` and `` area ``, or ``construction_year`` with ``constraction_year``:
+    which one is meant is a guess, so callers refuse them.
+    """
+    canonical = [ALIASES.get(header_key(name), str(name)) for name in names]
+    for name, count in Counter(canonical).items():
+        if count > 1:
+            return name, [repr(str(g)) for g, c in zip(names, canonical, strict=True) if c == name]
+    return None
+
+
+def canonical_names(columns: Iterable[object], source: str) -> list[str]:
+    """Input column names with listing fields spelled as in LISTING; other names kept as given.
+
+    A name repeated after normalisation (``repeated_name``) is a one-line DataError naming ``source``.
+    """
+    given = [str(name) for name in columns]
+    repeated = repeated_name(given)
+    if repeated:
+        name, spellings = repeated
+        raise DataError(
+            f"{source}: column {name!r} appears more than once ({', '.join(spellings)}); keep one"
+        )
+    return [ALIASES.get(header_key(name), name) for name in given]
+
+
+def canonical_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame`` with its columns renamed by ``canonical_names`` (the same frame when nothing changes)."""
+    names = canonical_names(frame.columns, source)
+    return frame if names == list(frame.columns) else frame.set_axis(names, axis=1)
 
 
 def missing_columns(columns: Sequence[str], required: Sequence[str] = SOURCE_COLUMNS) -> list[str]:
@@ -64,9 +203,11 @@ def require_columns(frame: pd.DataFrame, source: str, required: Sequence[str] = 
 def coerce_types(frame: pd.DataFrame, source: str, first_row: int = 0) -> pd.DataFrame:
     """Return the schema columns present, numeric kinds as float64 and text as strings.
 
-    Raises DataError naming the first row (``first_row`` plus the position, for a chunk of a
-    larger table) and field whose value is not a number.
+    Column names are made canonical first (``canonical_columns``). Raises DataError naming the
+    first row (``first_row`` plus the position, for a chunk of a larger table) and field whose
+    value is not a number.
     """
+    frame = canonical_columns(frame, source)
     out = pd.DataFrame(index=frame.index)
     for name in frame.columns.intersection(SOURCE_COLUMNS, sort=False):
         if name in TEXT_COLUMNS:
@@ -87,9 +228,11 @@ def mask_implausible(frame: pd.DataFrame, bounds: Mapping[str, Sequence[float]])
 
     Sources use placeholders such as construction year 1005 for "unknown"; treating them as
     data would teach the model nonsense. Bounded columns come back as float64 with NaN for missing.
+    Bounds may name a field by an alias (params written before the rename).
     """
     masked = {}
     for name, (low, high) in bounds.items():
+        name = ALIASES.get(header_key(name), name)
         if name in frame.columns:
             values = frame[name].to_numpy(dtype="float64", na_value=np.nan, copy=True)
             values[(values < low) | (values > high)] = np.nan
@@ -101,6 +244,6 @@ def count_implausible(frame: pd.DataFrame, bounds: Mapping[str, Sequence[float]]
     """Count, per bounded column, the present values that fall outside their bounds."""
     counts = {}
     for name, (low, high) in bounds.items():
-        values = frame[name]
+        values = frame[ALIASES.get(header_key(name), name)]
         counts[name] = int((values.notna() & ~values.between(low, high)).sum())
     return counts

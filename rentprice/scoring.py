@@ -7,7 +7,7 @@ a frame of any size, so a listing is judged identically in a 10M-row batch and i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -36,18 +36,23 @@ from rentprice.features import (
 from rentprice.io import file_md5
 from rentprice.model import forest_of, load_model
 from rentprice.schema import (
+    ALIASES,
     FEATURE_COLUMNS,
+    FIELDS,
+    GARDEN_M2,
+    MAY_BE_UNKNOWN,
     NUMERIC_COLUMNS,
+    RANGED_FEATURES,
     YES_NO_COLUMNS,
+    canonical_columns,
+    header_key,
     mask_implausible,
     require_columns,
+    text_key,
 )
 
 ROW, FIELD, REASON = "row", "field", "reason"
 PREDICTION = "predicted_rent"
-#: Values scored as unknown instead of rejected, counted in ``ValidationResult.recovered``.
-RECOVERABLE: tuple[str, ...] = ("constraction_year", "energy", "neighborhood", "zip")
-POSITIVE_COLUMNS: tuple[str, ...] = ("area",)
 #: Batches smaller than this predict on one thread, larger ones on the forest's trained n_jobs
 #: threads. bench/predict.py measures the crossover: two threads gain little below 2,000 rows
 #: (1.3x from there), and a service request (at most 1,000 listings) keeps to one thread, leaving
@@ -61,6 +66,8 @@ DVC_LOCK = Path("dvc.lock")
 #: FEATURE_COLUMNS as an object Index: selecting columns with it skips pandas' inference of a str
 #: Index from a label list, and a frame whose labels are an object Index (the service's) keeps them.
 FEATURE_LABELS = pd.Index(FEATURE_COLUMNS, dtype=object)
+#: The model-file key of the trained ranges (``trained_ranges``).
+RANGES = "ranges"
 
 Model = Mapping[str, Any] | Pipeline
 
@@ -72,12 +79,13 @@ class ValidationResult:
     ``scorable``: the feature columns of the rows that can be scored, numbers as float64 and
     unknown values as NaN, indexed by input row number. ``rejects``: one row per rejected input
     row with columns ``row``, ``field`` (the first bad field in schema order) and ``reason``.
-    ``recovered``: per field in RECOVERABLE, how many scorable rows have it treated as unknown.
+    ``treated_as_unknown``: per field in MAY_BE_UNKNOWN, how many scorable rows have a value the
+    model treats as unknown.
     """
 
     scorable: pd.DataFrame
     rejects: pd.DataFrame
-    recovered: dict[str, int]
+    treated_as_unknown: dict[str, int]
 
 
 def pipeline_of(model: Model) -> Pipeline:
@@ -85,24 +93,68 @@ def pipeline_of(model: Model) -> Pipeline:
     return model["pipeline"] if isinstance(model, Mapping) else model
 
 
+def ranges_of(model: Model) -> Mapping[str, list[float]]:
+    """The ``[min, max]`` per numeric feature the model was trained on; a ModelError if not recorded."""
+    ranges = model.get(RANGES) if isinstance(model, Mapping) else None
+    if ranges is None:
+        raise ModelError(
+            "the model file records no trained ranges, so it cannot tell which listings it can judge; "
+            "retrain it with `dvc repro train`"
+        )
+    return ranges
+
+
+def trained_ranges(pipeline: Pipeline, frame: pd.DataFrame) -> dict[str, list[float]]:
+    """``[min, max]`` of each RANGED_FEATURES value over the training rows ``frame``, missing ignored.
+
+    Values are taken as the model learns them: after the pipeline's ``clean`` step (placeholders
+    such as year 1005 become missing), the garden as its m². Stored in the model file (``ranges``):
+    a forest predicts the same rent for every value beyond the largest (or smallest) it has seen,
+    so a listing outside these ranges is one it cannot judge. A column without values has no range.
+    """
+    clean = canonical_columns(frame, "training rows")
+    clean = mask_implausible(clean[list(NUMERIC_COLUMNS)], _plausible(pipeline))
+    values = {name: clean[name].to_numpy(dtype="float64") for name in NUMERIC_COLUMNS}
+    values[GARDEN_M2] = map_distinct(frame["garden"], garden_area)
+    ranges = {}
+    for name in RANGED_FEATURES:
+        present = values[name][~np.isnan(values[name])]
+        if len(present):
+            ranges[name] = [float(present.min()), float(present.max())]
+    return ranges
+
+
 def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> ValidationResult:
     """Judge every row of ``frame``: scorable, or rejected with its first bad field and the reason.
 
-    Row numbers are ``first_row`` plus the position in ``frame`` (pass the offset of a chunk).
-    ``model`` supplies what is learned: plausible bounds and known locations. Raises DataError
-    when a feature column is missing altogether.
+    Column names are made canonical (``schema.canonical_columns``: spacing, case, aliases). Row
+    numbers are ``first_row`` plus the position in ``frame`` (pass the offset of a chunk).
+    ``model`` (a model file's bundle) supplies what is learned: placeholder bounds, known
+    locations and the trained ranges; a number or garden size outside its trained range is
+    rejected. Raises DataError when a feature column is missing altogether or repeated, and
+    ModelError when the model file records no ranges.
     """
+    frame = canonical_columns(frame, "listings")
     require_columns(frame, "listings", FEATURE_COLUMNS)
     pipeline = pipeline_of(model)
+    ranges = ranges_of(model)
     rows = np.arange(first_row, first_row + len(frame), dtype="int64")
     listings = frame[FEATURE_LABELS]
     numbers, reasons = {}, {}
+    plausible = {ALIASES.get(header_key(name), name): bounds for name, bounds in _plausible(pipeline).items()}
     for name in NUMERIC_COLUMNS:
         numbers[name], not_a_number = _numbers(listings[name])
-        reasons[name] = _first_reason(not_a_number, _number_rule(name)(numbers[name]))
+        if name in plausible:  # a placeholder such as year 1005 is unknown, not out of range
+            low, high = plausible[name]
+            numbers[name] = np.where((numbers[name] < low) | (numbers[name] > high), np.nan, numbers[name])
+        reasons[name] = _first_reason(
+            not_a_number, _number_rule(name)(numbers[name]), _range_rule(name, ranges)(numbers[name])
+        )
     for name in YES_NO_COLUMNS:
         reasons[name] = map_distinct(listings[name], _judge_yes_no, object)
-    reasons["garden"] = map_distinct(listings["garden"], _judge_garden, object)
+    reasons["garden"] = map_distinct(
+        listings["garden"], partial(_judge_garden, ranges.get(GARDEN_M2)), object
+    )
     reasons["energy"] = map_distinct(listings["energy"], _judge_energy, object)
 
     field = np.full(len(frame), None, dtype=object)
@@ -117,7 +169,6 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
         .set_axis(rows[keep])
         .assign(**{name: values[keep] for name, values in numbers.items()})
     )
-    scorable = mask_implausible(scorable, _plausible(pipeline))
     rejects = pd.DataFrame(
         {
             ROW: rows[~keep],
@@ -125,7 +176,7 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
             REASON: pd.array(reason[~keep], dtype="str"),
         }
     )
-    return ValidationResult(scorable, rejects, _count_recovered(scorable, pipeline))
+    return ValidationResult(scorable, rejects, _count_unknown(scorable, pipeline))
 
 
 def score(model: Model, scorable: pd.DataFrame) -> np.ndarray:
@@ -232,10 +283,34 @@ def _is_blank(value: object) -> bool:
     return (isinstance(value, str) and not value.strip()) or (not isinstance(value, str) and pd.isna(value))
 
 
+def _as_numbers(uniques: Sequence[Any]) -> np.ndarray:
+    """Distinct values as float64: numbers and number texts (spaces ignored); NaN for anything else.
+
+    Booleans are not numbers here (pandas would read True as 1). Vectorised: a chunk of a batch
+    has tens of thousands of distinct values.
+    """
+    values = np.asarray(uniques, dtype=object if not isinstance(uniques, np.ndarray) else None)
+    if values.dtype != object:
+        return values.astype("float64") if values.dtype.kind in "iuf" else np.full(len(values), np.nan)
+    values = np.array(
+        [
+            np.nan
+            if isinstance(value, bool | np.bool_)
+            else "".join(value.split())
+            if isinstance(value, str)
+            else value
+            for value in values
+        ],
+        dtype=object,
+    )
+    with np.errstate(all="ignore"):
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
 def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Values as float64 (blank → NaN) and, per row, why a present value is not a finite number."""
     codes, uniques = factorize(values)
-    numbers = pd.to_numeric(uniques, errors="coerce").astype("float64")
+    numbers = _as_numbers(uniques)
     bad = ~np.isfinite(numbers) & np.array([not _is_blank(value) for value in uniques], dtype=bool)
     reasons = [
         f"{_shown(value)} is not a number" if wrong else None
@@ -247,25 +322,58 @@ def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _number_rule(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The per-row reasons a parsed number of column ``name`` cannot be scored."""
+    """The per-row reasons a parsed number of column ``name`` breaks the contract's fixed rules."""
+    spec = FIELDS[name]
 
     def rule(numbers: np.ndarray) -> np.ndarray:
         reasons = np.full(len(numbers), None, dtype=object)
-        if name in RECOVERABLE:
-            return reasons
-        reasons[np.isnan(numbers)] = "missing"
-        if name in POSITIVE_COLUMNS:
-            bad, wanted = numbers <= 0, "must be positive"
+        if spec.required:
+            reasons[np.isnan(numbers)] = "missing"
+        if spec.exclusive_minimum is not None:
+            bad, wanted = numbers <= spec.exclusive_minimum, _above(spec.exclusive_minimum, "positive")
+        elif spec.minimum is not None:
+            bad, wanted = numbers < spec.minimum, _above(spec.minimum, "not negative", "at least")
         else:
-            bad, wanted = numbers < 0, "must not be negative"
+            return reasons
         reasons[bad] = [f"{wanted}, got {number:g}" for number in numbers[bad]]
         return reasons
 
     return rule
 
 
-def _first_reason(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    return np.where(pd.notna(first), first, second)
+def _above(bound: float, at_zero: str, verb: str = "above") -> str:
+    """``must be positive`` / ``must not be negative`` for a bound of 0, else ``must be above 5``."""
+    if bound == 0:
+        return f"must {'not be negative' if at_zero == 'not negative' else 'be positive'}"
+    return f"must be {verb} {bound:g}"
+
+
+def _outside(value: float, name: str, low: float, high: float) -> str:
+    unit = FIELDS[name].unit if name in FIELDS else "m²"
+    unit = f" {unit}" if unit and unit != "year" else ""
+    return f"{value:g}{unit} is outside the range the model was trained on ({low:g}–{high:g}{unit})"  # noqa: RUF001
+
+
+def _range_rule(name: str, ranges: Mapping[str, list[float]]) -> Callable[[np.ndarray], np.ndarray]:
+    """The per-row reasons a parsed number of column ``name`` is outside its trained range."""
+
+    def rule(numbers: np.ndarray) -> np.ndarray:
+        reasons = np.full(len(numbers), None, dtype=object)
+        if name in ranges:
+            low, high = ranges[name]
+            bad = (numbers < low) | (numbers > high)
+            reasons[bad] = [_outside(number, name, low, high) for number in numbers[bad]]
+        return reasons
+
+    return rule
+
+
+def _first_reason(*candidates: np.ndarray) -> np.ndarray:
+    """Per row, the first reason among ``candidates`` that is not None."""
+    first = candidates[0]
+    for other in candidates[1:]:
+        first = np.where(pd.notna(first), first, other)
+    return first
 
 
 def _judge_yes_no(value: object) -> str | None:
@@ -274,16 +382,19 @@ def _judge_yes_no(value: object) -> str | None:
     return f"{_shown(value)} is not yes or no" if np.isnan(yes_no(value)) else None
 
 
-def _judge_garden(value: object) -> str | None:
+def _judge_garden(trained: list[float] | None, value: object) -> str | None:
     if _is_blank(value):
         return "missing"
-    if np.isnan(garden_area(value)):
+    size = garden_area(value)
+    if np.isnan(size):
         return f"{_shown(value)} is not a garden text like 'Not present' or 'Present (47 m²)'"
+    if trained is not None and not trained[0] <= size <= trained[1]:
+        return f"garden {_outside(size, GARDEN_M2, *trained)}"
     return None
 
 
 def _energy_unknown(value: object) -> bool:
-    return _is_blank(value) or (isinstance(value, str) and value.strip() in ENERGY_UNKNOWN)
+    return _is_blank(value) or (isinstance(value, str) and text_key(value) in ENERGY_UNKNOWN)
 
 
 def _judge_energy(value: object) -> str | None:
@@ -307,14 +418,11 @@ def known_locations(pipeline: Pipeline) -> tuple[set[str], set[str]] | None:
     return set(districts), set(neighborhoods)
 
 
-def _count_recovered(scorable: pd.DataFrame, pipeline: Pipeline) -> dict[str, int]:
-    """Per RECOVERABLE field, the scorable rows whose value the model treats as unknown."""
-    counts = {
-        "constraction_year": int(scorable["constraction_year"].isna().sum()),
-        "energy": int(map_distinct(scorable["energy"], _energy_unknown, bool).sum()),
-        "neighborhood": 0,
-        "zip": 0,
-    }
+def _count_unknown(scorable: pd.DataFrame, pipeline: Pipeline) -> dict[str, int]:
+    """Per MAY_BE_UNKNOWN field, the scorable rows whose value the model treats as unknown."""
+    counts = dict.fromkeys(MAY_BE_UNKNOWN, 0)
+    counts["construction_year"] = int(scorable["construction_year"].isna().sum())
+    counts["energy"] = int(map_distinct(scorable["energy"], _energy_unknown, bool).sum())
     known = known_locations(pipeline)
     if known is not None:
         districts, neighborhoods = known

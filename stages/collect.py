@@ -15,11 +15,13 @@ import pyarrow.parquet as pq
 from rentprice.io import atomic_path, read_sql_chunks
 from rentprice.logs import run_stage, step
 from rentprice.params import load_params
-from rentprice.schema import SOURCE_COLUMNS, TEXT_COLUMNS, coerce_types
+from rentprice.schema import ALIASES, SOURCE_TABLE_COLUMNS, TEXT_COLUMNS, coerce_types, header_key
 
 DB_URL_VARIABLE = "RENTPRICE_DB_URL"
 #: The SQL type each source column must have: text columns text, every other one a number.
-COLUMN_KINDS = {name: "text" if name in TEXT_COLUMNS else "number" for name in SOURCE_COLUMNS}
+COLUMN_KINDS = {
+    name: "text" if ALIASES[header_key(name)] in TEXT_COLUMNS else "number" for name in SOURCE_TABLE_COLUMNS
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,11 +33,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def collect(params_path: Path, output: Path) -> None:
-    """Read the table named in params (URL from the environment if set) and write it typed."""
+    """Read the table named in params (URL from the environment if set) and write it typed.
+
+    The snapshot spells columns as the listing contract does (``constraction_year`` → ``construction_year``).
+    """
     params = load_params(params_path).collect
     db_url = os.environ.get(DB_URL_VARIABLE) or params.db_url
     with step("read listings and write snapshot") as facts:
-        chunks = read_sql_chunks(db_url, params.table, SOURCE_COLUMNS, COLUMN_KINDS)
+        chunks = read_sql_chunks(db_url, params.table, SOURCE_TABLE_COLUMNS, COLUMN_KINDS)
         facts["rows"] = write_snapshot(chunks, output, f"table {params.table}")
         facts["output"] = output
 

@@ -1,39 +1,35 @@
-"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file."""
+"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file.
+
+Beside the output it writes a drift summary of the scored listings against the training data
+(docs/drift.md). Without ``--input`` it scores params ``predict.input`` with
+``predict.max_reject_rate`` and the ``drift`` thresholds (read here, validated, not pasted into
+the dvc.yaml command, so any path works: spaces, quotes, ``$``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections import Counter
-from contextlib import ExitStack
-from itertools import chain
 from pathlib import Path
 from time import perf_counter
+from types import FrameType
 
-import pyarrow.compute as pc
 from loguru import logger
 from tqdm import tqdm
 
-from rentprice.batch import (
-    CHUNK_ROWS,
-    STDIN,
-    check_reject_rate,
-    count_rows,
-    describe,
-    file_format,
-    output_schemas,
-    read_chunks,
-    score_chunk,
-    table_writer,
-    use_jemalloc,
-)
-from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
+from rentprice.batch import CHUNK_ROWS, Summary, count_rows, default_rejects, describe, score_file
+from rentprice.drift import DEFAULT_THRESHOLDS
 from rentprice.drift import describe as describe_drift
 from rentprice.io import write_json
 from rentprice.logs import run_stage, step
-from rentprice.scoring import DVC_LOCK, FIELD, ROW, load_scoring_model
+from rentprice.params import load_params
+from rentprice.scoring import DVC_LOCK
 
 PROGRESS_SECONDS = 30
+DEFAULT_MAX_REJECT_RATE = 0.5
+#: Exit code after SIGINT or SIGTERM (128 + SIGINT, as a shell reports an interrupted command).
+INTERRUPTED = 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +37,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="model file (joblib)")
     parser.add_argument(
-        "--input", required=True, help="listings .csv or .parquet file; - reads CSV from stdin"
+        "--input",
+        help="listings .csv or .parquet file; - reads CSV from stdin (default: params predict.input)",
+    )
+    parser.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="params file for the defaults"
     )
     parser.add_argument("--output", type=Path, required=True, help="scored rows, .csv or .parquet")
     parser.add_argument(
@@ -50,8 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-reject-rate",
         type=share,
-        default=0.5,
-        help="fail, writing nothing, when more than this share of rows is rejected (default 0.5)",
+        help="fail, writing nothing, when more than this share of rows is rejected "
+        "(default 0.5; without --input, params predict.max_reject_rate)",
     )
     parser.add_argument("--chunk-rows", type=positive, default=CHUNK_ROWS, help="rows scored at a time")
     parser.add_argument(
@@ -62,12 +62,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     for name, value in DEFAULT_THRESHOLDS.items():
         kind = int if isinstance(value, int) else float
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, help=f"drift {name}")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            help=f"drift {name} (default {value}; without --input, params drift.{name})",
+        )
     args = parser.parse_args(argv)
     if args.rejects is None:
-        args.rejects = args.output.with_name(f"{args.output.stem}.rejects.csv")
+        args.rejects = default_rejects(args.output)
     if args.drift is None:
-        args.drift = args.output.with_name(f"{args.output.stem}.drift.json")
+        args.drift = args.output.with_name(f"{args.output.name}.drift.json")
     return args
 
 
@@ -89,56 +93,69 @@ def positive(text: str) -> int:
 
 def predict(args: argparse.Namespace) -> None:
     """Score the input in chunks into the output and rejects files, or fail writing neither."""
-    for path in (args.output, args.rejects):
-        file_format(path, "output")
-    source = "stdin" if args.input == STDIN else args.input
-    use_jemalloc()
-    chunks = read_chunks(args.input, args.chunk_rows)
-    first = next(chunks)
-    passthrough, *schemas = output_schemas(first, source)
-    chunks = chain([first], chunks)
-    del first  # so each chunk is freed once scored
-    model = load_scoring_model(args.model, args.lock)
-    rows, scored, recovered, rejected_fields = 0, 0, Counter(), Counter()
-    drift = DriftMonitor(model.get("drift_profile"))
-    with step("score listings") as facts, ExitStack() as stack:
-        write_scored = stack.enter_context(table_writer(args.output, schemas[0]))
-        write_rejects = stack.enter_context(table_writer(args.rejects, schemas[1]))
-        bar = stack.enter_context(
-            tqdm(total=count_rows(args.input), unit="rows", disable=not sys.stderr.isatty())
+    defaults = {"max_reject_rate": DEFAULT_MAX_REJECT_RATE, **DEFAULT_THRESHOLDS}
+    if args.input is None:
+        params = load_params(args.params)
+        args.input = params.predict.input
+        defaults = {"max_reject_rate": params.predict.max_reject_rate, **params.drift.model_dump()}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    bar = tqdm(
+        total=count_rows(args.input),
+        unit="rows",
+        disable=not sys.stderr.isatty(),
+    )
+    started = last_report = perf_counter()
+    rows = 0
+
+    def progress(chunk: int) -> None:
+        nonlocal rows, last_report
+        rows += chunk
+        bar.update(chunk)
+        if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
+            last_report = perf_counter()
+            logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
+
+    with bar, step("score listings") as facts:
+        summary: Summary = score_file(
+            args.model,
+            args.input,
+            args.output,
+            args.rejects,
+            max_reject_rate=args.max_reject_rate,
+            chunk_rows=args.chunk_rows,
+            lock=args.lock,
+            progress=progress,
         )
-        started = last_report = perf_counter()
-        for table in chunks:
-            scored_rows, rejects, chunk_recovered = score_chunk(model, table, rows, passthrough, schemas)
-            write_scored(scored_rows)
-            write_rejects(rejects)
-            drift.update(
-                table.take(pc.subtract(scored_rows.column(ROW), rows))
-                .select(list(PROFILED_COLUMNS))
-                .to_pandas()
-            )
-            rows, scored = rows + table.num_rows, scored + scored_rows.num_rows
-            recovered.update(chunk_recovered)
-            rejected_fields.update(rejects.column(FIELD).to_pylist())
-            bar.update(table.num_rows)
-            if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
-                last_report = perf_counter()
-                logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
-        check_reject_rate(source, rows, rejected_fields, args.max_reject_rate)
-        facts.update(rows=rows, scored=scored, rejected=rows - scored)
-        facts["rows_per_s"] = round(rows / max(perf_counter() - started, 1e-9))
-    logger.info("rejected by field: {}", describe(rejected_fields) or "none")
-    logger.info("scored with the value treated as unknown: {}", describe(recovered) or "none")
-    summary = drift.summary({name: getattr(args, name) for name in DEFAULT_THRESHOLDS})
-    write_json(summary, args.drift)
-    logger.info("{}", describe_drift(summary))
+        facts.update(rows=summary.rows, scored=summary.scored, rejected=summary.rejected)
+        facts["rows_per_s"] = round(summary.rows / max(summary.seconds, 1e-9))
+    logger.info("rejected by field: {}", describe(summary.rejected_by_field) or "none")
+    logger.info(
+        "scored with the value treated as unknown: {}", describe(summary.treated_as_unknown) or "none"
+    )
+    drift = summary.drift.summary({name: getattr(args, name) for name in DEFAULT_THRESHOLDS})
+    write_json(drift, args.drift)
+    logger.info("{}", describe_drift(drift))
     logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: stop as Ctrl-C does, so temporaries are removed on the way out."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python stages/predict.py`."""
     args = parse_args(argv)
-    return run_stage("predict", lambda: predict(args))
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return run_stage("predict", lambda: predict(args))
+    except KeyboardInterrupt:
+        logger.error("predict interrupted: nothing written, the previous outputs (if any) are unchanged")
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from rentprice.logs import run_stage, step
 from rentprice.model import build_model, fit_model, save_model
 from rentprice.params import load_params
 from rentprice.schema import TARGET
+from rentprice.scoring import RANGES, trained_ranges
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +34,7 @@ def train(args: argparse.Namespace) -> None:
         facts.update(rows=len(frame), trees=params.train.n_estimators)
     with step("save model") as facts:
         metadata = {"training_data_md5": file_md5(args.train), "params": params.train.model_dump()}
+        metadata[RANGES] = trained_ranges(model, frame)  # listings outside them are rejected at scoring
         metadata["drift_profile"] = training_profile(frame, params.prepare.plausible)
         save_model(model, args.model, metadata)
         facts.update(path=args.model, bytes=args.model.stat().st_size)

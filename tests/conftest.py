@@ -18,7 +18,7 @@ SHARED_REMOTE = REPO_ROOT.parent / "shared" / "dvc-storage"
 VALID_LISTING = {
     "address": "1071 HN Amsterdam (Cornelis Schuytbuurt)",
     "area": 80.0,
-    "constraction_year": 1930.0,
+    "construction_year": 1930.0,
     "rooms": 3.0,
     "bedrooms": 2.0,
     "bathrooms": 1.0,

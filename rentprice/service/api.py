@@ -11,8 +11,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from rentprice.errors import RentpriceError
+from rentprice.scoring import ranges_of
 from rentprice.service.drift import record_scored
-from rentprice.service.listings import json_int, judge
+from rentprice.service.listings import json_int, judge, listing_json_schema
 from rentprice.service.models import ModelHolder, ServedModel
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -49,6 +50,12 @@ def model_info() -> Response:
     return jsonify(served().info)
 
 
+@api.get("/schema")
+def listing_schema() -> Response:
+    """The JSON Schema of one listing (the listing contract), with the served model's trained ranges."""
+    return jsonify(listing_json_schema(ranges_of(served().bundle)))
+
+
 @api.post("/predict")
 def predict() -> tuple[Response, int]:
     """Score one listing (a JSON object) or a list of them; 422 when any listing is invalid."""
@@ -74,7 +81,7 @@ def predict() -> tuple[Response, int]:
         model_version=model.version,
         predictions=verdict.predictions,
         errors=verdict.errors,
-        treated_as_unknown=verdict.recovered,
+        treated_as_unknown=verdict.treated_as_unknown,
     ), status
 
 

@@ -20,6 +20,7 @@ import yaml
 from flask import Blueprint, Response, abort, current_app, jsonify
 
 from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
+from rentprice.schema import ALIASES, header_key
 from rentprice.service.config import positive
 from rentprice.service.listings import INDEX
 
@@ -39,8 +40,11 @@ class ScoredWindow:
         self._lock = threading.Lock()
 
     def add(self, listings: Sequence[Mapping[str, Any]]) -> None:
-        """Append scored listings (JSON objects), dropping the oldest beyond ``size``."""
-        rows = [{name: listing.get(name) for name in PROFILED_COLUMNS} for listing in listings]
+        """Append scored listings (JSON objects, keys in any accepted spelling); keep the last ``size``."""
+        rows = []
+        for listing in listings:
+            named = {ALIASES.get(header_key(key), key): value for key, value in listing.items()}
+            rows.append({name: named.get(name) for name in PROFILED_COLUMNS})
         with self._lock:
             self._listings.extend(rows)
 

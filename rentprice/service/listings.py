@@ -1,28 +1,41 @@
 """Listings as the service receives them (JSON objects, form fields), judged by rentprice.scoring.
 
-The rules of what can be scored live in ``rentprice.scoring.validate_listings``; this module only
-turns request data into a one-row-per-listing frame for it and maps its verdicts back to the
-request's listings.
+The listing contract (``rentprice.schema.LISTING``) gives the API's request model ``ListingRequest``
+(pydantic: the shape of each field, per-field errors, the JSON Schema of ``GET /api/v1/schema``)
+and the web form's inputs. The rules of what can be scored live in
+``rentprice.scoring.validate_listings``, shared with the batch stage: this module only turns
+request data into a one-row-per-listing frame for it and maps its verdicts back to the request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, ValidationError, create_model
+from pydantic import Field as PydanticField
 
 from rentprice.features import GARDEN_ABSENT
-from rentprice.schema import FEATURE_COLUMNS
+from rentprice.schema import (
+    ALIASES,
+    FEATURE_COLUMNS,
+    GARDEN_M2,
+    LISTING,
+    NUMBER,
+    YES_NO,
+    ListingField,
+    header_key,
+    repeated_name,
+)
 from rentprice.scoring import FEATURE_LABELS, FIELD, PREDICTION, REASON, ROW, Model, score, validate_listings
 
 INDEX = "index"
 #: JSON integers with more digits than this do not fit a float: they are read as infinity.
 MAX_INT_DIGITS = 308
-#: Form fields of the web page that are not listing fields.
-GARDEN_M2 = "garden_m2"
+NUMBER_TYPES = StrictInt | StrictFloat
 
 
 @dataclass(frozen=True)
@@ -31,12 +44,78 @@ class Verdict:
 
     ``predictions``: ``{"index", "predicted_rent"}`` per scored listing; ``errors``: ``{"index",
     "field", "reason"}`` per rejected listing (its first bad field, as in the batch rejects file);
-    ``recovered``: per field, how many scored listings had a value the model treats as unknown.
+    ``treated_as_unknown``: per field, how many scored listings had a value the model treats as unknown.
     """
 
     predictions: list[dict[str, Any]]
     errors: list[dict[str, Any]]
-    recovered: dict[str, int]
+    treated_as_unknown: dict[str, int]
+
+
+def _json_type(spec: ListingField) -> Any:
+    """The JSON values a field accepts; validation judges their content (``validate_listings``)."""
+    if spec.kind == NUMBER:
+        return NUMBER_TYPES | str | None
+    if spec.kind == YES_NO:
+        return StrictBool | str | None
+    return str | NUMBER_TYPES | None
+
+
+def _schema_extra(spec: ListingField) -> dict[str, Any]:
+    extra: dict[str, Any] = {"examples": [spec.example]}
+    if spec.unit:
+        extra["unit"] = spec.unit
+    if spec.aliases:
+        extra["aliases"] = list(spec.aliases)
+    if spec.minimum is not None:
+        extra["minimum"] = spec.minimum
+    if spec.exclusive_minimum is not None:
+        extra["exclusiveMinimum"] = spec.exclusive_minimum
+    if spec.options:
+        extra["enum"] = [*spec.options, None] if not spec.required else list(spec.options)
+    if spec.pattern:
+        extra["pattern"] = spec.pattern
+    if spec.max_length:
+        extra["maxLength"] = spec.max_length
+    extra["x-required"] = spec.required
+    extra["x-treated-as-unknown-when-unrecognised"] = spec.may_be_unknown
+    return extra
+
+
+#: One listing of a request: the contract's fields, other keys allowed (and ignored).
+ListingRequest: type[BaseModel] = create_model(
+    "Listing",
+    __config__=ConfigDict(extra="allow", title="Listing"),
+    **{
+        spec.name: (
+            Annotated[
+                _json_type(spec),
+                PydanticField(
+                    default=None,
+                    description=f"{spec.description}" + (f" ({spec.unit})" if spec.unit else ""),
+                    json_schema_extra=_schema_extra(spec),
+                ),
+            ],
+            None,
+        )
+        for spec in LISTING
+    },
+)
+
+
+def listing_json_schema(ranges: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """The JSON Schema of one listing, with the served model's trained ranges as minimum/maximum.
+
+    Field names are matched ignoring case and surrounding spaces; ``aliases`` are other spellings.
+    """
+    schema = ListingRequest.model_json_schema()
+    for name, (low, high) in ranges.items():
+        if name in schema["properties"]:
+            schema["properties"][name] |= {"minimum": low, "maximum": high}
+    if GARDEN_M2 in ranges:
+        low, high = ranges[GARDEN_M2]
+        schema["properties"]["garden"]["description"] += f"; garden size within {low:g}–{high:g} m²"  # noqa: RUF001
+    return schema
 
 
 def json_int(text: str) -> int | float:
@@ -44,30 +123,45 @@ def json_int(text: str) -> int | float:
     return float(text) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
 
 
-def shape_problem(listing: object) -> tuple[str | None, str] | None:
-    """Why a JSON value cannot be a listing, as (field, reason), or None.
+def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
+    """A JSON value as a listing with canonical field names, or why it cannot be one: (field, reason).
 
-    A listing is an object whose listing fields hold strings, numbers or null; other keys are ignored.
+    Keys are matched like batch headers (case, spacing, aliases); a field given twice is refused.
     """
     if not isinstance(listing, Mapping):
         return None, "a listing must be a JSON object"
-    for name in FEATURE_COLUMNS:
-        value = listing.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float)):
-            return name, "must be a string, a number or null"
-    return None
+    repeated = repeated_name(list(listing))
+    if repeated:
+        name, spellings = repeated
+        return name, f"given more than once ({', '.join(spellings)}); keep one"
+    canonical = {ALIASES.get(header_key(key), key): value for key, value in listing.items()}
+    try:
+        ListingRequest.model_validate(canonical)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        return str(first["loc"][0]), _shape_reason(first["loc"][0])
+    return canonical
+
+
+def _shape_reason(name: object) -> str:
+    kind = next((spec.kind for spec in LISTING if spec.name == name), None)
+    if kind == NUMBER:
+        return "must be a number, a text or null"
+    if kind == YES_NO:
+        return "must be yes, no, true, false or null"
+    return "must be a string, a number or null"
 
 
 def judge(listings: Sequence[object], model: Model) -> Verdict:
     """Validate and score ``listings`` (JSON values) with the model; see ``Verdict``."""
     errors, rows, positions = [], [], []
     for index, listing in enumerate(listings):
-        problem = shape_problem(listing)
-        if problem is None:
-            rows.append({name: listing.get(name) for name in FEATURE_COLUMNS})
+        parsed = request_listing(listing)
+        if isinstance(parsed, dict):
+            rows.append(parsed)
             positions.append(index)
         else:
-            errors.append({INDEX: index, FIELD: problem[0], REASON: problem[1]})
+            errors.append({INDEX: index, FIELD: parsed[0], REASON: parsed[1]})
     result = validate_listings(listings_frame(rows), model)
     rejects = result.rejects
     errors += [
@@ -83,7 +177,7 @@ def judge(listings: Sequence[object], model: Model) -> Verdict:
     return Verdict(
         predictions=predictions,
         errors=sorted(errors, key=lambda error: error[INDEX]),
-        recovered={name: count for name, count in result.recovered.items() if count},
+        treated_as_unknown={name: count for name, count in result.treated_as_unknown.items() if count},
     )
 
 
@@ -95,10 +189,14 @@ def listings_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     and scoring look up columns dozens of times per request.
     """
     return pd.DataFrame(
-        {name: np.array([row[name] for row in rows], dtype=object) for name in FEATURE_COLUMNS},
+        {name: np.array([row.get(name) for row in rows], dtype=object) for name in FEATURE_COLUMNS},
         columns=FEATURE_LABELS,
         dtype=object,
     )
+
+
+#: The web form's fields: every listing field, the garden as its size in m² (GARDEN_M2).
+FORM_FIELDS: tuple[str, ...] = tuple(GARDEN_M2 if spec.name == "garden" else spec.name for spec in LISTING)
 
 
 def form_listing(form: Mapping[str, str]) -> dict[str, str | None]:
@@ -107,7 +205,7 @@ def form_listing(form: Mapping[str, str]) -> dict[str, str | None]:
     Blank fields are missing; garden m² 0 means no garden, any other text becomes the source's
     ``Present (<m²> m²)``, which validation then judges.
     """
-    listing = {name: form.get(name, "").strip() or None for name in FEATURE_COLUMNS if name != "garden"}
+    listing = {name: form.get(name, "").strip() or None for name in FORM_FIELDS if name != GARDEN_M2}
     garden = form.get(GARDEN_M2, "").strip()
     listing["garden"] = (GARDEN_ABSENT if _is_zero(garden) else f"Present ({garden} m²)") if garden else None
     return listing

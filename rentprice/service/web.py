@@ -6,18 +6,16 @@ from http import HTTPStatus
 
 from flask import Blueprint, abort, render_template, request
 
-from rentprice.features import ENERGY_LABELS
-from rentprice.schema import FEATURE_COLUMNS, YES_NO_COLUMNS
-from rentprice.scoring import FIELD, PREDICTION, REASON
+from rentprice.schema import GARDEN_M2, LISTING, YES_NO_COLUMNS
+from rentprice.scoring import FIELD, PREDICTION, REASON, ranges_of
 from rentprice.service.api import served
 from rentprice.service.drift import record_scored
-from rentprice.service.listings import GARDEN_M2, Verdict, form_listing, judge
+from rentprice.service.listings import FORM_FIELDS, Verdict, form_listing, judge
 from rentprice.service.models import ServedModel
 
 web = Blueprint("web", __name__)
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-FORM_FIELDS: tuple[str, ...] = (*(name for name in FEATURE_COLUMNS if name != "garden"), GARDEN_M2)
 DEFAULTS = {**dict.fromkeys(FORM_FIELDS, ""), **dict.fromkeys(YES_NO_COLUMNS, "no"), GARDEN_M2: "0"}
 
 
@@ -48,9 +46,9 @@ def page(model: ServedModel, values: dict[str, str], verdict: Verdict | None = N
         values=values,
         model_version=model.version,
         neighborhoods=model.neighborhoods,
-        energy_labels=ENERGY_LABELS[::-1],
-        yes_no_fields=YES_NO_COLUMNS,
+        fields=LISTING,
+        ranges=ranges_of(model.bundle),
         rent=verdict.predictions[0][PREDICTION] if verdict and verdict.predictions else None,
         errors={error[FIELD]: error[REASON] for error in verdict.errors} if verdict else {},
-        unknown=sorted(verdict.recovered) if verdict else [],
+        unknown=sorted(verdict.treated_as_unknown) if verdict else [],
     )

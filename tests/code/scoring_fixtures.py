@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from rentprice.model import build_model, save_model
+from rentprice.scoring import RANGES, trained_ranges
 from tests.conftest import listings
 
 TRAIN = {
@@ -20,23 +21,33 @@ PLACES = [("1071 HN", "Cornelis Schuytbuurt"), ("1011 AB", "Oosterdokseiland")]
 
 
 def training_rows():
-    """Thirty valid listings in two places, rent growing with area."""
+    """Thirty valid listings in two places, rent growing with area; the other numbers vary too.
+
+    Trained ranges: area 20 to 185 m², construction year 1900 to 2016, rooms 1 to 6, bedrooms 0 to 4,
+    bathrooms 1 to 3, garden 0 to 145 m² (VALID_LISTING lies inside all of them).
+    """
     return listings(
+        {"area": 20.0, "rent": 700.0, "garden": "Not present"},
         *(
             {
                 "area": 40.0 + 5 * i,
                 "rent": 900.0 + 60 * i,
+                "construction_year": 1900.0 + 4 * i,
+                "rooms": 1.0 + i % 6,
+                "bedrooms": float(i % 5),
+                "bathrooms": 1.0 + i % 3,
+                "garden": f"Present ({5 * i} m²)",
                 "zip": PLACES[i % 2][0],
                 "neighborhood": PLACES[i % 2][1],
             }
             for i in range(30)
-        )
+        ),
     )
 
 
 def save_tiny_model(path: Path) -> Path:
     """Fit the tiny model and save it as a model file at ``path``."""
     frame = training_rows()
-    model = build_model(TRAIN, {"constraction_year": [1500, 2030]}).fit(frame, frame["rent"])
-    save_model(model, path, {"params": TRAIN})
+    model = build_model(TRAIN, {"construction_year": [1500, 2030]}).fit(frame, frame["rent"])
+    save_model(model, path, {"params": TRAIN, RANGES: trained_ranges(model, frame)})
     return path

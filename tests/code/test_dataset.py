@@ -11,7 +11,7 @@ CHECKS = {
     "max_dropped_share": 0.5,
     "min_rows": 1,
 }
-PLAUSIBLE = {"constraction_year": [1500, 2030]}
+PLAUSIBLE = {"construction_year": [1500, 2030]}
 
 
 def many(n: int) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def test_group_split_needs_two_addresses():
 
 def test_clean_listings_reports_what_it_did():
     raw = pd.concat([many(6), many(1), listings({"address": "tiny", "area": 2.0})], ignore_index=True)
-    raw.loc[1, "constraction_year"] = 1005
+    raw.loc[1, "construction_year"] = 1005
     kept, report = clean_listings(raw, CHECKS, PLAUSIBLE, "raw.parquet")
     assert report == {
         "rows_in": 8,
@@ -59,9 +59,9 @@ def test_clean_listings_reports_what_it_did():
         "out_of_bounds_dropped": 1,
         "rows_kept": 6,
         "addresses": 6,
-        "treated_as_missing": {"constraction_year": 1},
+        "treated_as_missing": {"construction_year": 1},
     }
-    assert kept["constraction_year"].isna().sum() == 1 and len(kept) == 6
+    assert kept["construction_year"].isna().sum() == 1 and len(kept) == 6
 
 
 def test_clean_listings_fails_with_readable_report_when_too_many_rows_are_invalid():
@@ -88,3 +88,18 @@ def test_clean_listings_fails_on_too_many_dropped_rows_and_too_few_rows():
 def test_clean_listings_rejects_missing_columns():
     with pytest.raises(DataError, match=r"missing column\(s\) rent"):
         clean_listings(many(3).drop(columns="rent"), CHECKS, PLAUSIBLE, "raw.parquet")
+
+
+def test_clean_listings_reads_the_source_spelling_and_old_params_keys_alike():
+    raw = many(4).rename(columns={"construction_year": "constraction_year", "area": " Area"})
+    raw.loc[1, "constraction_year"] = 1005
+    kept, report = clean_listings(raw, CHECKS, {"constraction_year": [1500, 2030]}, "raw.parquet")
+    assert "construction_year" in kept.columns and "area" in kept.columns
+    assert report["treated_as_missing"] == {"constraction_year": 1}
+    assert kept["construction_year"].isna().tolist() == [False, True, False, False]
+
+
+def test_clean_listings_refuses_a_repeated_column():
+    raw = pd.concat([many(3), many(3)[["area"]]], axis=1)
+    with pytest.raises(DataError, match=r"^raw.parquet: column 'area' appears more than once"):
+        clean_listings(raw, CHECKS, PLAUSIBLE, "raw.parquet")

@@ -1,15 +1,27 @@
 """The predict stage script end to end on small files, in process."""
 
+import datetime
+import decimal
+import errno
 import importlib.util
 import io
+import itertools
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pa_parquet
 import pytest
 
 from rentprice import batch as batch_module
+from rentprice import io as io_module
 from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
@@ -91,9 +103,9 @@ def test_every_row_is_scored_or_rejected_in_order_with_ids_passed_through(
     source = write(frame, workdir / f"in{source_suffix}")
     output = workdir / f"scored{output_suffix}"
     assert run(stage, model_file, source, output, "--chunk-rows", "3") == 0
-    scored, rejects = read(output), read(workdir / "scored.rejects.csv")
-    assert list(scored.columns) == ["row", "listing_id", "note", "predicted_rent"]
-    assert list(rejects.columns) == ["row", "field", "reason", "listing_id", "note"]
+    scored, rejects = read(output), read(workdir / f"scored{output_suffix}.rejects.csv")
+    assert list(scored.columns) == ["row", "listing_id", "address", "note", "predicted_rent"]
+    assert list(rejects.columns) == ["row", "field", "reason", "listing_id", "address", "note"]
     assert len(scored) + len(rejects) == len(frame)
     assert sorted([*scored["row"], *rejects["row"]]) == list(range(len(frame)))
     assert scored["row"].is_monotonic_increasing and rejects["row"].is_monotonic_increasing
@@ -130,14 +142,16 @@ def test_csv_from_stdin(stage, model_file, workdir, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert stage.main(["--model", str(model_file), "--input", "-", "--output", "out.parquet"]) == 0
     assert len(read(workdir / "out.parquet")) == 4
-    assert len(read(workdir / "out.rejects.csv")) == 4
+    assert len(read(workdir / "out.parquet.rejects.csv")) == 4
 
 
 def test_explicit_rejects_path_and_empty_input(stage, model_file, workdir):
     source = write(batch().iloc[:0], workdir / "in.csv")
     assert run(stage, model_file, source, workdir / "o.parquet", "--rejects", str(workdir / "r.parquet")) == 0
     assert read(workdir / "o.parquet").empty and read(workdir / "r.parquet").empty
-    assert list(read(workdir / "r.parquet").columns) == ["row", "field", "reason", "listing_id", "note"]
+    assert list(read(workdir / "r.parquet").columns) == [
+        "row", "field", "reason", "listing_id", "address", "note"
+    ]  # fmt: skip
 
 
 def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
@@ -154,8 +168,7 @@ def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
         return score(model, scorable)
 
     monkeypatch.setattr(batch_module, "score", crash_on_second_chunk)
-    with pytest.raises(KeyboardInterrupt):
-        run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3")
+    assert run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3") == stage.INTERRUPTED
     assert len(calls) == 2
     assert leftovers(workdir) == ["scored.csv"]
     assert (workdir / "scored.csv").read_text() == "previous run\n"
@@ -219,7 +232,7 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(stage, model_file, workdi
         encoding="utf-8",
     )
     assert run(stage, model_file, source, workdir / "scored.csv") == 0
-    assert leftovers(workdir) == ["scored.csv", "scored.drift.json", "scored.rejects.csv"]
+    assert leftovers(workdir) == ["scored.csv", "scored.csv.drift.json", "scored.csv.rejects.csv"]
 
 
 @pytest.mark.parametrize(
@@ -258,3 +271,245 @@ def test_output_columns_must_not_clash_and_formats_are_checked(stage, model_file
 def test_importing_the_stage_does_no_work(workdir):
     load_stage()
     assert list(workdir.iterdir()) == []
+
+
+# --- issue 13: each kind of fault end to end: one line, exit 2, nothing written; or the right rows ---
+
+
+def run_ok(stage, model_file, source, output, *extra) -> tuple[pd.DataFrame, pd.DataFrame]:
+    assert run(stage, model_file, source, output, *extra) == 0
+    rejects = next((Path(value) for flag, value in itertools.pairwise(extra) if flag == "--rejects"), None)
+    return read(output), read(rejects or output.with_name(output.name + ".rejects.csv"))
+
+
+def test_values_outside_the_trained_range_are_rejected_and_no_warning_reaches_stderr(
+    stage, model_file, workdir, capsys
+):
+    frame = listings(
+        {}, {"area": "83000"}, {"area": "1e300"}, {"area": "12345678901234567890"}, {"rooms": "1e39"}
+    )
+    source = write(frame, workdir / "in.csv")
+    scored, rejects = run_ok(stage, model_file, source, workdir / "out.csv", "--max-reject-rate", "1")
+    assert scored["row"].tolist() == [0]
+    assert rejects["field"].tolist() == ["area", "area", "area", "rooms"]
+    assert rejects["reason"].str.contains("is outside the range the model was trained on").all()
+    err = capsys.readouterr().err
+    assert "Warning" not in err and "warn" not in err.lower() and "Traceback" not in err
+
+
+def test_headers_differing_in_spacing_case_or_source_spelling_are_the_same_columns(
+    stage, model_file, workdir
+):
+    frame = batch()
+    expected, _ = run_ok(stage, model_file, write(frame, workdir / "in.csv"), workdir / "plain.csv")
+    spelled = frame.rename(
+        columns={"area": " Area ", "garden": "GARDEN", "construction_year": "constraction_year"}
+    )
+    scored, _ = run_ok(stage, model_file, write(spelled, workdir / "in.csv"), workdir / "spelled.csv")
+    pd.testing.assert_frame_equal(scored, expected)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("second", ["area", " AREA", "constraction_year"])
+def test_a_repeated_column_is_one_line_exit_2_and_no_output(
+    stage, model_file, workdir, capsys, suffix, second
+):
+    frame = batch()
+    first = "construction_year" if second == "constraction_year" else "area"
+    doubled = pd.concat([frame, frame[[first]].set_axis([second], axis=1)], axis=1)
+    source = workdir / f"in{suffix}"
+    if suffix == ".csv":
+        doubled.to_csv(source, index=False)
+    else:
+        columns = [pa.array(doubled.iloc[:, i].astype(str)) for i in range(doubled.shape[1])]
+        pa_parquet.write_table(pa.Table.from_arrays(columns, names=list(doubled.columns)), source)
+    assert run(stage, model_file, source, workdir / "scored.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"in{suffix}: column '{first}' appears more than once" in errors[0]
+    assert leftovers(workdir) == []
+
+
+def typed_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as Parquet types: booleans, nullable ints, decimals, dictionaries, dates, a list column."""
+    return pa.table(
+        {
+            "listing_id": frame["listing_id"],
+            "area": pa.array([decimal.Decimal(str(value)) for value in frame["area"]], pa.decimal128(9, 2)),
+            "construction_year": pa.array([datetime.date(int(y), 6, 1) for y in frame["construction_year"]]),
+            "rooms": pa.array(frame["rooms"].astype(int), pa.int16()),
+            "bedrooms": pa.array([int(value) for value in frame["bedrooms"]], pa.int64()),
+            "bathrooms": pa.array(frame["bathrooms"].astype(int).tolist(), pa.uint8()),
+            **{
+                name: pa.array(frame[name] == "yes")
+                for name in ("balcony", "storage", "parking", "furnished")
+            },
+            "garage": pa.array(frame["garage"]).dictionary_encode(),
+            "garden": frame["garden"],
+            "energy": pa.array(frame["energy"]).dictionary_encode(),
+            "facilities": frame["facilities"],
+            "zip": frame["zip"],
+            "neighborhood": pa.array(frame["neighborhood"]).dictionary_encode(),
+            "tags": pa.array([["a", "b"]] * len(frame), pa.list_(pa.string())),
+        }
+    )
+
+
+def test_typed_parquet_gets_the_same_verdict_and_rent_as_text(stage, model_file, workdir):
+    frame = listings(*({"area": 40.0 + 5 * i, "balcony": "yes" if i % 2 else "no"} for i in range(6)))
+    frame.insert(0, "listing_id", [f"L{i}" for i in range(len(frame))])
+    write(frame, workdir / "in.csv")
+    as_text, _ = run_ok(stage, model_file, workdir / "in.csv", workdir / "text.parquet")
+    pa_parquet.write_table(typed_table(frame), workdir / "in.parquet")
+    typed, rejects = run_ok(
+        stage, model_file, workdir / "in.parquet", workdir / "typed.parquet", "--rejects", "r.parquet"
+    )
+    assert rejects.empty
+    np.testing.assert_array_equal(typed["predicted_rent"], as_text["predicted_rent"])
+    assert typed["tags"].map(list).tolist() == [["a", "b"]] * 6, "Parquet holds the list column"
+
+
+def test_timestamps_in_a_year_field_are_their_year(stage, model_file, workdir):
+    frame = batch(3).drop(columns="note")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    years = pa.array([datetime.datetime(1930, 1, 1, 12)] * 3, pa.timestamp("us", tz="UTC"))
+    table = table.set_column(table.schema.get_field_index("construction_year"), "construction_year", years)
+    pa_parquet.write_table(table, workdir / "in.parquet")
+    typed, _ = run_ok(stage, model_file, workdir / "in.parquet", workdir / "out.parquet")
+    plain, _ = run_ok(stage, model_file, write(frame, workdir / "in.csv"), workdir / "plain.parquet")
+    np.testing.assert_array_equal(typed["predicted_rent"], plain["predicted_rent"])
+
+
+@pytest.mark.parametrize(
+    ("output", "extra", "blocked"),
+    [
+        ("out.csv", (), "out.csv"),
+        ("out.parquet", (), "out.parquet.rejects.csv"),
+        ("out.csv", ("--rejects", "r.parquet"), "out.csv"),
+    ],
+)
+def test_a_list_column_into_csv_is_one_line_exit_2_before_writing(
+    stage, model_file, workdir, capsys, output, extra, blocked
+):
+    frame = listings({}, {})
+    frame.insert(0, "listing_id", ["L0", "L1"])
+    pa_parquet.write_table(typed_table(frame), workdir / "in.parquet")
+    assert run(stage, model_file, workdir / "in.parquet", workdir / output, *extra) == 2
+    errors = error_lines(capsys)
+    assert (
+        len(errors) == 1 and "column 'tags' holds list<" in errors[0] and "which CSV cannot hold" in errors[0]
+    )
+    assert f"cannot be passed through to {workdir / blocked};" in errors[0]
+    assert leftovers(workdir) == []
+
+
+@pytest.mark.parametrize("collision", ["output-is-input", "rejects-is-output", "symlink", "rejects-is-input"])
+def test_colliding_paths_are_one_line_exit_2_before_reading(stage, model_file, workdir, capsys, collision):
+    source = write(batch(), workdir / "in.csv")
+    before = source.read_bytes()
+    args = {
+        "output-is-input": (source, ()),
+        "rejects-is-output": (workdir / "out.csv", ("--rejects", str(workdir / "out.csv"))),
+        "symlink": (workdir / "link.csv", ()),
+        "rejects-is-input": (workdir / "out.csv", ("--rejects", str(source))),
+    }[collision]
+    if collision == "symlink":
+        (workdir / "link.csv").symlink_to(source)
+    assert run(stage, model_file, source, args[0], *args[1]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "is the same file as" in errors[0]
+    assert source.read_bytes() == before
+    assert not (workdir / "out.csv").exists() and not (workdir / "out.csv.rejects.csv").exists()
+
+
+def test_default_rejects_of_a_csv_and_a_parquet_output_differ(stage, model_file, workdir):
+    source = write(batch(), workdir / "in.csv")
+    run_ok(stage, model_file, source, workdir / "x.csv")
+    run_ok(stage, model_file, source, workdir / "x.parquet")
+    assert {"x.csv.rejects.csv", "x.parquet.rejects.csv"} <= set(leftovers(workdir))
+
+
+def test_a_failed_second_rename_keeps_both_old_outputs(stage, model_file, workdir, capsys, monkeypatch):
+    source = write(batch(), workdir / "in.csv")
+    (workdir / "out.csv").write_text("old scored\n")
+    (workdir / "out.csv.rejects.csv").write_text("old rejects\n")
+    real_replace = os.replace
+
+    def replace(source_path, target):
+        if str(target).endswith(".rejects.csv"):
+            raise OSError(errno.EACCES, "Permission denied", str(target))
+        return real_replace(source_path, target)
+
+    monkeypatch.setattr(io_module.os, "replace", replace)
+    assert run(stage, model_file, source, workdir / "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "cannot write (Permission denied); nothing was written" in errors[0]
+    assert (workdir / "out.csv").read_text() == "old scored\n"
+    assert (workdir / "out.csv.rejects.csv").read_text() == "old rejects\n"
+    assert leftovers(workdir) == ["out.csv", "out.csv.rejects.csv"]
+
+
+def test_a_full_disk_is_one_line_exit_2_and_no_output(stage, model_file, workdir, capsys, monkeypatch):
+    source = write(batch(), workdir / "in.csv")
+
+    class FullDisk:
+        def __init__(self, *args):
+            pass
+
+        def write_table(self, table):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(batch_module.pa_csv, "CSVWriter", FullDisk)
+    assert run(stage, model_file, source, workdir / "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "cannot write (No space left on device)" in errors[0]
+    assert leftovers(workdir) == []
+
+
+def test_an_output_in_a_folder_that_cannot_exist_is_one_line_exit_2(stage, model_file, workdir, capsys):
+    source = write(batch(), workdir / "in.csv")
+    (workdir / "file").write_text("")
+    assert run(stage, model_file, source, workdir / "file" / "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "cannot write" in errors[0]
+    assert leftovers(workdir) == ["file"]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_is_one_line_and_leaves_no_temporary_file(model_file, workdir):
+    command = [sys.executable, str(REPO_ROOT / "stages" / "predict.py"), "--model", str(model_file)]
+    command += ["--input", "in.csv", "--output", "out.csv", "--chunk-rows", "1", "--lock", "none.lock"]
+    listings(*({"area": 40.0 + i % 100} for i in range(5000))).to_csv(workdir / "in.csv", index=False)
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(command, cwd=workdir, stderr=subprocess.PIPE, env=environment)
+    deadline = time.monotonic() + 120
+    while not [path for path in workdir.iterdir() if path.name.endswith(".tmp")]:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1].decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    errors = [line for line in err.decode().splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "interrupted" in errors[0] and "Traceback" not in err.decode()
+    assert sorted(path.name for path in workdir.iterdir() if path.name != "logs") == ["in.csv"]
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_semicolon_separated_csv_says_so_in_one_line(stage, model_file, workdir, capsys, separator):
+    batch().to_csv(workdir / "in.csv", index=False, sep=separator, decimal=",")
+    assert run(stage, model_file, workdir / "in.csv", workdir / "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"the header holds {separator!r} but no comma" in errors[0]
+    assert leftovers(workdir) == []
+
+
+def test_the_stage_scores_params_predict_input_when_no_input_is_given(stage, model_file, workdir):
+    write(batch(), workdir / "my listings.csv")
+    (workdir / "params.yaml").write_text('predict:\n  input: "my listings.csv"\n  max_reject_rate: 0.5\n')
+    assert stage.main(["--model", str(model_file), "--output", str(workdir / "out.csv")]) == 0
+    assert len(read(workdir / "out.csv")) == 4

@@ -4,12 +4,17 @@ import pytest
 
 from rentprice.errors import DataError
 from rentprice.schema import (
+    FEATURE_COLUMNS,
+    MAY_BE_UNKNOWN,
     SOURCE_COLUMNS,
+    SOURCE_TABLE_COLUMNS,
+    canonical_names,
     coerce_types,
     count_implausible,
     mask_implausible,
     missing_columns,
     require_columns,
+    text_key,
 )
 from tests.conftest import listings
 
@@ -43,8 +48,37 @@ def test_coerce_types_keeps_missing_values_missing():
 
 
 def test_mask_and_count_implausible():
-    frame = pd.DataFrame({"constraction_year": [1005.0, 1900.0, np.nan, 2100.0]})
-    bounds = {"constraction_year": [1500, 2030]}
-    assert count_implausible(frame, bounds) == {"constraction_year": 2}
-    assert mask_implausible(frame, bounds)["constraction_year"].tolist()[1] == 1900.0
-    assert mask_implausible(frame, bounds)["constraction_year"].isna().sum() == 3
+    frame = pd.DataFrame({"construction_year": [1005.0, 1900.0, np.nan, 2100.0]})
+    bounds = {"construction_year": [1500, 2030]}
+    assert count_implausible(frame, bounds) == {"construction_year": 2}
+    assert mask_implausible(frame, bounds)["construction_year"].tolist()[1] == 1900.0
+    assert mask_implausible(frame, bounds)["construction_year"].isna().sum() == 3
+
+
+def test_canonical_names_ignore_spacing_and_case_and_accept_the_source_spelling():
+    names = canonical_names([" Area ", "CONSTRACTION_YEAR", "\u00a0zip", "Listing ID"], "x")
+    assert names == ["area", "construction_year", "zip", "Listing ID"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (["area", "area"], r"^in.csv: column 'area' appears more than once \('area', 'area'\); keep one$"),
+        (["Area", " area"], r"column 'area' appears more than once \('Area', ' area'\)"),
+        (["construction_year", "constraction_year"], r"column 'construction_year' appears more than once"),
+        (["note", "note"], r"column 'note' appears more than once"),
+    ],
+)
+def test_a_column_given_twice_is_refused(columns, message):
+    with pytest.raises(DataError, match=message):
+        canonical_names(columns, "in.csv")
+
+
+def test_text_key_trims_collapses_non_breaking_spaces_and_folds_case():
+    assert text_key("  Oud\u00a0 West ") == text_key("oud west") == "oud west"
+
+
+def test_the_contract_derives_the_column_lists():
+    assert "address" not in FEATURE_COLUMNS, "the model does not read the address"
+    assert SOURCE_TABLE_COLUMNS[2] == "constraction_year" and SOURCE_COLUMNS[2] == "construction_year"
+    assert set(MAY_BE_UNKNOWN) == {"construction_year", "energy", "zip", "neighborhood"}

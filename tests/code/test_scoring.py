@@ -1,4 +1,6 @@
+# ruff: noqa: RUF001 (the en dash of a range in a reason is the product's text)
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -7,18 +9,20 @@ import pytest
 from rentprice import scoring
 from rentprice.errors import DataError, ModelError
 from rentprice.io import file_md5
-from rentprice.model import forest_of, load_model
-from rentprice.schema import FEATURE_COLUMNS
+from rentprice.model import build_model, forest_of, load_model
+from rentprice.schema import FEATURE_COLUMNS, MAY_BE_UNKNOWN
 from rentprice.scoring import (
-    RECOVERABLE,
+    FIELD,
+    REASON,
     SERIAL_BELOW_ROWS,
     load_scoring_model,
     predict_in_tree_order,
     score,
+    trained_ranges,
     validate_listings,
     walk_order,
 )
-from tests.code.scoring_fixtures import save_tiny_model
+from tests.code.scoring_fixtures import TRAIN, save_tiny_model
 from tests.conftest import listings
 
 
@@ -38,7 +42,7 @@ def test_valid_listings_are_scorable_and_typed(bundle):
     assert list(result.scorable.columns) == list(FEATURE_COLUMNS)
     assert result.scorable["area"].tolist() == [80.0, 70.0]
     assert result.scorable["rooms"].dtype == "float64"
-    assert result.recovered == dict.fromkeys(RECOVERABLE, 0)
+    assert result.treated_as_unknown == dict.fromkeys(MAY_BE_UNKNOWN, 0)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +58,7 @@ def test_valid_listings_are_scorable_and_typed(bundle):
         ({"rooms": "three"}, "rooms", "'three' is not a number"),
         ({"bedrooms": -1}, "bedrooms", "must not be negative, got -1"),
         ({"bathrooms": None}, "bathrooms", "missing"),
-        ({"constraction_year": "old"}, "constraction_year", "'old' is not a number"),
+        ({"construction_year": "old"}, "construction_year", "'old' is not a number"),
         ({"balcony": "maybe"}, "balcony", "'maybe' is not yes or no"),
         ({"garage": ""}, "garage", "missing"),
         ({"furnished": 1}, "furnished", "1 is not yes or no"),
@@ -81,9 +85,9 @@ def test_a_row_is_rejected_once_for_its_first_bad_field_in_schema_order(bundle):
 @pytest.mark.parametrize(
     ("override", "field", "column", "scored_as"),
     [
-        ({"constraction_year": 1005}, "constraction_year", "constraction_year", np.nan),
-        ({"constraction_year": None}, "constraction_year", "constraction_year", np.nan),
-        ({"constraction_year": ""}, "constraction_year", "constraction_year", np.nan),
+        ({"construction_year": 1005}, "construction_year", "construction_year", np.nan),
+        ({"construction_year": None}, "construction_year", "construction_year", np.nan),
+        ({"construction_year": ""}, "construction_year", "construction_year", np.nan),
         ({"energy": "None"}, "energy", "energy", "None"),
         ({"energy": ""}, "energy", "energy", ""),
         ({"energy": None}, "energy", "energy", np.nan),
@@ -96,7 +100,7 @@ def test_a_row_is_rejected_once_for_its_first_bad_field_in_schema_order(bundle):
 def test_recoverable_values_are_scored_as_unknown_and_counted(bundle, override, field, column, scored_as):
     result = validate_listings(listings(override, {}), bundle)
     assert result.rejects.empty
-    assert result.recovered == dict.fromkeys(RECOVERABLE, 0) | {field: 1}
+    assert result.treated_as_unknown == dict.fromkeys(MAY_BE_UNKNOWN, 0) | {field: 1}
     value = result.scorable[column].iloc[0]
     assert (pd.isna(value) and pd.isna(scored_as)) or value == scored_as
     assert np.isfinite(score(bundle, result.scorable)).all()
@@ -128,7 +132,7 @@ def test_text_columns_as_python_objects_or_arrow_strings_get_the_same_verdicts(b
     as_objects = validate_listings(frame.astype(object), bundle)
     as_strings = validate_listings(frame.astype({"balcony": "str", "garden": "str", "energy": "str"}), bundle)
     pd.testing.assert_frame_equal(as_objects.rejects, as_strings.rejects)
-    assert as_objects.recovered == as_strings.recovered
+    assert as_objects.treated_as_unknown == as_strings.treated_as_unknown
     np.testing.assert_array_equal(score(bundle, as_objects.scorable), score(bundle, as_strings.scorable))
 
 
@@ -169,7 +173,7 @@ def test_small_batches_predict_on_one_thread_and_large_ones_on_the_forests_n_job
 def test_predict_in_tree_order_equals_the_forests_own_one_thread_predict_in_input_order(bundle, threads):
     # rows in no particular order, some alike, so sorting them for the trees reorders them
     frame = listings(
-        *({"area": 30.0 + 7 * ((i * 7) % 25), "constraction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
+        *({"area": 30.0 + 7 * ((i * 7) % 25), "construction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
     )
     one_thread = copy.deepcopy(bundle["pipeline"])
     forest_of(one_thread).n_jobs = 1
@@ -225,3 +229,89 @@ def test_load_scoring_model_reports_an_unreadable_lock_and_a_missing_model(model
         load_scoring_model(model_path, lock)
     with pytest.raises(ModelError, match="model file not found"):
         load_scoring_model(tmp_path / "model.joblib", lock)
+
+
+# --- issue 13: listings the model cannot judge, and values that differ only in spelling ---
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "reason"),
+    [
+        ({"area": 83000}, "area", "83000 m² is outside the range the model was trained on (20–185 m²)"),
+        ({"area": "1e300"}, "area", "1e+300 m² is outside the range the model was trained on (20–185 m²)"),
+        ({"area": 12345678901234567890}, "area", "1.23457e+19 m² is outside the range"),
+        ({"area": 10}, "area", "10 m² is outside the range the model was trained on (20–185 m²)"),
+        ({"rooms": 1e39}, "rooms", "1e+39 is outside the range the model was trained on (1–6)"),
+        ({"bedrooms": "9"}, "bedrooms", "9 is outside the range the model was trained on (0–4)"),
+        ({"construction_year": 2025}, "construction_year", "2025 is outside the range the model was trained"),
+        ({"garden": "Present (83000 m²)"}, "garden", "garden 83000 m² is outside the range the model was"),
+    ],
+)
+def test_values_outside_the_trained_range_are_rejected_without_warnings(bundle, override, field, reason):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = validate_listings(listings(override), bundle)
+    assert result.scorable.empty
+    assert result.rejects[FIELD].tolist() == [field]
+    assert result.rejects[REASON].iloc[0].startswith(reason)
+
+
+def test_a_placeholder_year_is_unknown_not_out_of_range(bundle):
+    result = validate_listings(listings({"construction_year": 1005}, {"construction_year": None}), bundle)
+    assert result.rejects.empty
+    assert result.treated_as_unknown["construction_year"] == 2
+
+
+def test_trained_ranges_are_the_observed_values_after_placeholders_are_masked():
+    frame = listings(
+        {"area": 30.0, "construction_year": 1005.0, "rooms": 2.0, "garden": "Not present"},
+        {"area": 90.0, "construction_year": 1950.0, "rooms": 4.0, "garden": "Present (12 m²)"},
+    )
+    pipeline = build_model(TRAIN, {"construction_year": [1500, 2030]})
+    ranges = trained_ranges(pipeline, frame)
+    assert ranges["area"] == [30.0, 90.0] and ranges["rooms"] == [2.0, 4.0]
+    assert ranges["construction_year"] == [1950.0, 1950.0], "the placeholder 1005 is not a trained value"
+    assert ranges["garden_m2"] == [0.0, 12.0]
+
+
+def test_a_model_file_without_ranges_is_refused(bundle):
+    with pytest.raises(ModelError, match="records no trained ranges"):
+        validate_listings(listings(), {key: value for key, value in bundle.items() if key != "ranges"})
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        {
+            "balcony": " YES\u00a0",
+            "storage": "No",
+            "energy": " a ",
+            "garden": "PRESENT (47 m², located on the north)",
+        },
+        {
+            "neighborhood": "  CORNELIS\u00a0schuytbuurt ",
+            "zip": "1071\u00a0hn",
+            "facilities": "shower,TOILET , lift",
+        },
+        {"energy": "a", "balcony": True, "storage": False},
+    ],
+)
+def test_values_that_differ_only_in_spacing_or_case_get_the_same_rent(bundle, spelling):
+    plain = validate_listings(listings(), bundle)
+    spelled = validate_listings(listings(spelling), bundle)
+    assert spelled.rejects.empty
+    assert spelled.treated_as_unknown == plain.treated_as_unknown
+    np.testing.assert_array_equal(score(bundle, spelled.scorable), score(bundle, plain.scorable))
+
+
+def test_headers_are_matched_ignoring_spacing_case_and_the_source_spelling(bundle):
+    frame = listings().rename(columns={"area": " Area ", "construction_year": "constraction_year"})
+    result = validate_listings(frame, bundle)
+    np.testing.assert_array_equal(
+        score(bundle, result.scorable), score(bundle, validate_listings(listings(), bundle).scorable)
+    )
+
+
+def test_booleans_and_dates_are_not_numbers(bundle):
+    result = validate_listings(listings({"area": True}, {"rooms": "2020-01-01"}), bundle)
+    assert result.rejects[REASON].tolist() == ["True is not a number", "'2020-01-01' is not a number"]

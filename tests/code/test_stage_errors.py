@@ -29,7 +29,10 @@ def workdir(tmp_path, monkeypatch):
 
 def write_db(path, frame, types=None):
     with sqlite3.connect(path) as connection:
-        frame.to_sql("rent_apartments", connection, index=False, dtype=types)
+        # the source table's own spelling of the construction year
+        frame.rename(columns={"construction_year": "constraction_year"}).to_sql(
+            "rent_apartments", connection, index=False, dtype=types
+        )
 
 
 def test_collect_writes_typed_snapshot(workdir):

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from rentprice.dataset import clean_listings, group_split
-from rentprice.features import ENERGY_LABELS, ENERGY_UNKNOWN, garden_area, yes_no
+from rentprice.features import ENERGY_RANK, ENERGY_UNKNOWN, garden_area, yes_no
 from rentprice.io import read_sql_table
 from rentprice.params import load_params
-from rentprice.schema import SOURCE_COLUMNS, YES_NO_COLUMNS, coerce_types
+from rentprice.schema import SOURCE_COLUMNS, SOURCE_TABLE_COLUMNS, YES_NO_COLUMNS, coerce_types, text_key
 from tests.conftest import REPO_ROOT
 
 
@@ -18,7 +18,7 @@ def params():
 
 @pytest.fixture(scope="module")
 def raw(source_db, params):
-    frame = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_COLUMNS)
+    frame = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_TABLE_COLUMNS)
     return coerce_types(frame, str(source_db))
 
 
@@ -38,7 +38,7 @@ def test_every_garden_text_parses(raw):
 
 
 def test_energy_labels_are_known_or_explicitly_unknown(raw):
-    assert set(raw["energy"]) <= set(ENERGY_LABELS) | ENERGY_UNKNOWN
+    assert {text_key(label) for label in raw["energy"]} <= set(ENERGY_RANK) | ENERGY_UNKNOWN
 
 
 def test_zip_codes_are_dutch_postcodes_matching_the_address(raw):
@@ -51,8 +51,8 @@ def test_zip_codes_are_dutch_postcodes_matching_the_address(raw):
 def test_the_source_is_messy_in_the_ways_prepare_handles(raw, params):
     assert raw.duplicated().sum() > 0, "exact duplicates exist and must be dropped"
     assert raw["address"].duplicated().sum() > raw.duplicated().sum(), "relistings exist"
-    low, _ = params["prepare"]["plausible"]["constraction_year"]
-    assert (raw["constraction_year"] < low).sum() > 0, "placeholder years exist"
+    low, _ = params["prepare"]["plausible"]["construction_year"]
+    assert (raw["construction_year"] < low).sum() > 0, "placeholder years exist"
 
 
 def test_prepared_split_is_honest(raw, params):
@@ -66,4 +66,4 @@ def test_prepared_split_is_honest(raw, params):
     )
     assert 0.15 < len(test) / report["rows_kept"] < 0.25
     assert not pd.concat([train, test]).duplicated().any()
-    assert kept["constraction_year"].dropna().min() >= params["prepare"]["plausible"]["constraction_year"][0]
+    assert kept["construction_year"].dropna().min() >= params["prepare"]["plausible"]["construction_year"][0]

@@ -6,6 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from rentprice.params import load_params
 from tests.conftest import listings, run
 from tests.integration.params_support import get_param, set_params
 
@@ -20,6 +21,7 @@ def project(tmp_path, built_project):
 
 def score_file(repo, name: str, frame: pd.DataFrame) -> None:
     """Write ``frame`` as ``name`` in the repo and point params ``predict.input`` at it."""
+    (repo / name).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(repo / name, index=False)
     set_params(repo, {"predict.input": name})
 
@@ -28,8 +30,12 @@ def test_repro_scores_the_raw_snapshot_by_default(built_project):
     raw = pd.read_parquet(built_project / "data/raw/listings.parquet")
     scored = pd.read_parquet(built_project / "data/predictions/scored.parquet")
     rejects = pd.read_csv(built_project / "data/predictions/rejects.csv")
-    assert list(scored.columns) == ["row", "predicted_rent"]
-    assert scored["row"].tolist() == list(range(len(raw))) and rejects.empty
+    assert list(scored.columns) == ["row", "address", "predicted_rent"], "the unused address passes through"
+    assert sorted([*scored["row"], *rejects["row"]]) == list(range(len(raw)))
+    low, high = load_params(built_project / "params.yaml").checks.bounds["area"]
+    outside = raw.index[~raw["area"].between(low, high)].tolist()
+    assert set(outside) <= set(rejects["row"]), "training drops these areas, so scoring cannot judge them"
+    assert rejects["reason"].str.contains("outside the range the model was trained on").all()
     assert scored["predicted_rent"].between(300, 20000).all()
     assert get_param(built_project, "predict.input") == "data/raw/listings.parquet"
     assert "predict.input: data/raw/listings.parquet" in (built_project / "dvc.lock").read_text()
@@ -68,3 +74,14 @@ def test_repro_predict_fails_on_the_wrong_file_with_one_line_and_no_output(proje
     assert "Traceback" not in result.stderr
     assert not (project / "data/predictions/scored.parquet").exists()
     assert not (project / "data/predictions/rejects.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["data/new batch/listings may.csv", "it's $HOME; a 'quoted' \"name\".csv"])
+def test_repro_predict_scores_a_path_with_spaces_and_shell_characters(project, name):
+    batch = listings(*({"area": 30.0 + 10 * i} for i in range(3)))
+    score_file(project, name, batch)
+    result = run(["dvc", "repro", "predict"], project)
+    assert "score listings: rows=3, scored=3, rejected=0" in result.stderr
+    assert len(pd.read_parquet(project / "data/predictions/scored.parquet")) == 3
+    assert name in (project / "dvc.lock").read_text(), "the file is a dependency of the stage"
+    assert run(["dvc", "status", "--quiet"], project, check=False).returncode == 0

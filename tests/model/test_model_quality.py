@@ -8,14 +8,14 @@ from rentprice.evaluation import regression_metrics
 from rentprice.io import read_sql_table
 from rentprice.model import build_baseline, build_model
 from rentprice.params import load_params
-from rentprice.schema import SOURCE_COLUMNS, TARGET
+from rentprice.schema import SOURCE_TABLE_COLUMNS, TARGET
 from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
 def split(source_db):
     params = load_params(REPO_ROOT / "params.yaml").model_dump()
-    raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_COLUMNS)
+    raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_TABLE_COLUMNS)
     kept, _ = clean_listings(raw, params["checks"], params["prepare"]["plausible"], "source")
     train, test = group_split(kept, params["prepare"]["test_size"], params["prepare"]["seed"])
     return params, train, test
@@ -50,8 +50,8 @@ def test_larger_apartments_are_predicted_dearer(split, model):
 def test_placeholder_year_is_scored_like_an_unknown_year(split, model):
     _, _, test = split
     sample = test.head(20)
-    placeholder = model.predict(sample.assign(constraction_year=1005.0))
-    unknown = model.predict(sample.assign(constraction_year=np.nan))
+    placeholder = model.predict(sample.assign(construction_year=1005.0))
+    unknown = model.predict(sample.assign(construction_year=np.nan))
     np.testing.assert_allclose(placeholder, unknown)
 
 

@@ -12,7 +12,8 @@ from rentprice.dataset import clean_listings
 from rentprice.io import read_sql_table
 from rentprice.model import build_model, save_model
 from rentprice.params import load_params
-from rentprice.schema import FEATURE_COLUMNS, SOURCE_COLUMNS, TARGET
+from rentprice.schema import FEATURE_COLUMNS, SOURCE_TABLE_COLUMNS, TARGET
+from rentprice.scoring import RANGES, trained_ranges
 from rentprice.service.app import create_app
 from rentprice.service.config import ServiceConfig
 from tests.conftest import REPO_ROOT, VALID_LISTING
@@ -40,7 +41,7 @@ LISTING = {name: VALID_LISTING[name] for name in FEATURE_COLUMNS}
 def training_rows(source_db) -> pd.DataFrame:
     """The first TRAIN_ROWS cleaned listings of the source snapshot (deterministic order)."""
     params = load_params(REPO_ROOT / "params.yaml").model_dump()
-    raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_COLUMNS)
+    raw = read_sql_table(f"sqlite:///{source_db}", params["collect"]["table"], SOURCE_TABLE_COLUMNS)
     clean, _ = clean_listings(raw, params["checks"], params["prepare"]["plausible"], "source")
     return clean.head(TRAIN_ROWS)
 
@@ -52,10 +53,11 @@ def model_files(tmp_path_factory, training_rows) -> dict[str, Path]:
     files = {}
     for name, seed in (("first", 0), ("second", 1)):
         train = {**TRAIN, "seed": seed}
-        pipeline = build_model(train, {"constraction_year": [1500, 2030]})
+        pipeline = build_model(train, {"construction_year": [1500, 2030]})
         pipeline.fit(training_rows, training_rows[TARGET])
         files[name] = directory / f"{name}.joblib"
-        save_model(pipeline, files[name], {"params": train, "training_data_md5": "0" * 32})
+        ranges = trained_ranges(pipeline, training_rows)
+        save_model(pipeline, files[name], {"params": train, "training_data_md5": "0" * 32, RANGES: ranges})
     files["broken"] = directory / "broken.joblib"
     files["broken"].write_bytes(b"not a model file")
     return files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import shutil
@@ -11,15 +12,19 @@ import pandas as pd
 import pytest
 import yaml
 
+from rentprice.batch import score_file
 from rentprice.errors import RentpriceError
 from rentprice.io import file_md5
 from rentprice.model import load_model
+from rentprice.params import load_params
 from rentprice.schema import FEATURE_COLUMNS
+from rentprice.schema import LISTING as CONTRACT
 from rentprice.scoring import score, validate_listings
 from rentprice.service.app import MAX_FORM_PARTS, REQUEST_START, create_app, queue_seconds
 from rentprice.service.config import DEFAULT_MAX_LISTINGS, DEFAULT_MAX_QUEUE_SECONDS, ServiceConfig
+from rentprice.service.listings import FORM_FIELDS
 from rentprice.service.models import ModelHolder
-from tests.conftest import run
+from tests.conftest import REPO_ROOT, run
 from tests.service.conftest import LISTING, MAX_LISTINGS, MAX_REQUEST_BYTES, TOKEN, service_config
 
 PREDICT = "/api/v1/predict"
@@ -83,7 +88,7 @@ def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client,
         {**LISTING, "area": 95},
         7,
         {**LISTING, "balcony": ["yes"]},
-        {**LISTING, "garage": True},
+        {**LISTING, "garage": 1},
         {**LISTING, "energy": "Q"},
     ]
     response = client.post(PREDICT, json=listings)
@@ -96,8 +101,8 @@ def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client,
     assert response.json["errors"] == [
         {"index": 1, "field": "area", "reason": "'big' is not a number"},
         {"index": 3, "field": None, "reason": "a listing must be a JSON object"},
-        {"index": 4, "field": "balcony", "reason": "must be a string, a number or null"},
-        {"index": 5, "field": "garage", "reason": "must be a string, a number or null"},
+        {"index": 4, "field": "balcony", "reason": "must be yes, no, true, false or null"},
+        {"index": 5, "field": "garage", "reason": "must be yes, no, true, false or null"},
         {"index": 6, "field": "energy", "reason": "'Q' is not an energy label (G to A+++++, or None)"},
     ]
 
@@ -123,14 +128,14 @@ def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
             **LISTING,
             "zip": "9999 ZZ",
             "neighborhood": "Atlantis",
-            "constraction_year": None,
+            "construction_year": None,
             "energy": "None",
         },
     )
     assert response.status_code == 200
     assert len(response.json["predictions"]) == 1
     assert response.json["treated_as_unknown"] == {
-        "constraction_year": 1,
+        "construction_year": 1,
         "energy": 1,
         "neighborhood": 1,
         "zip": 1,
@@ -494,3 +499,123 @@ def test_a_bad_setting_is_a_one_line_error_naming_the_variable(name, value, monk
     with pytest.raises(RentpriceError, match=f"^RENTPRICE_{name}: '{value}': ") as raised:
         ServiceConfig.from_env()
     assert "\n" not in str(raised.value)
+
+
+# --- issue 13: the API judges every listing as batch does, from the same contract ---
+
+
+def post_rents(client, *listings) -> list:
+    body = client.post(PREDICT, json=list(listings)).json
+    verdict = {item["index"]: item["predicted_rent"] for item in body["predictions"]}
+    verdict |= {item["index"]: (item["field"], item["reason"]) for item in body["errors"]}
+    return [verdict[index] for index in range(len(listings))]
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"area": 83000}, "area"),
+        ({"area": 1e300}, "area"),
+        ({"area": 12345678901234567890}, "area"),
+        ({"area": "83000"}, "area"),
+        ({"rooms": 1e39}, "rooms"),
+        ({"bathrooms": 60}, "bathrooms"),
+        ({"garden": "Present (83000 m²)"}, "garden"),
+    ],
+)
+def test_a_value_outside_the_trained_range_gets_422_naming_the_field(client, service_dir, override, field):
+    ranges = load_model(service_dir / "model.joblib")["ranges"]
+    response = client.post(PREDICT, json={**LISTING, **override})
+    assert response.status_code == 422 and response.json["predictions"] == []
+    [error] = response.json["errors"]
+    assert error["field"] == field
+    assert "is outside the range the model was trained on" in error["reason"]
+    low, high = ranges["garden_m2" if field == "garden" else field]
+    assert f"({low:g}–{high:g}" in error["reason"]  # noqa: RUF001
+
+
+def test_keys_are_matched_ignoring_spacing_case_and_the_source_spelling(client):
+    plain = post_rents(client, LISTING)
+    spelled = {(" Area " if name == "area" else name.upper()): value for name, value in LISTING.items()}
+    source = {
+        ("constraction_year" if name == "construction_year" else name): v for name, v in LISTING.items()
+    }
+    assert post_rents(client, spelled, source) == plain * 2
+
+
+def test_construction_year_is_read_not_ignored(client, service_dir):
+    response = client.post(PREDICT, json={**LISTING, "construction_year": 1005})
+    assert response.json["treated_as_unknown"]["construction_year"] == 1, "a placeholder is unknown"
+    assert "construction_year" not in client.post(PREDICT, json=LISTING).json["treated_as_unknown"]
+    newest = load_model(service_dir / "model.joblib")["ranges"]["construction_year"][1]
+    plausible = load_params(REPO_ROOT / "params.yaml").prepare.plausible["construction_year"]
+    assert newest < plausible[1], "a year the model has not seen but is no placeholder"
+    [error] = client.post(PREDICT, json={**LISTING, "construction_year": newest + 1}).json["errors"]
+    assert error["field"] == "construction_year" and "outside the range" in error["reason"]
+
+
+def test_both_spellings_of_one_field_are_refused(client):
+    response = client.post(PREDICT, json={**LISTING, "constraction_year": 1930})
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {
+            "index": 0,
+            "field": "construction_year",
+            "reason": "given more than once ('construction_year', 'constraction_year'); keep one",
+        }
+    ]
+
+
+def test_values_differing_only_in_spacing_or_case_get_the_same_rent(client):
+    spelled = {
+        **LISTING,
+        "balcony": " YES ",
+        "storage": False,
+        "energy": " a",
+        "neighborhood": LISTING["neighborhood"].upper().replace(" ", "\u00a0"),
+        "garden": LISTING["garden"].upper(),
+    }
+    plain = {**LISTING, "balcony": "yes", "storage": "no"}
+    assert post_rents(client, spelled) == post_rents(client, plain)
+
+
+def test_the_listing_json_schema_comes_from_the_contract_and_the_served_model(client, service_dir):
+    ranges = load_model(service_dir / "model.joblib")["ranges"]
+    schema = client.get("/api/v1/schema").json
+    properties = schema["properties"]
+    assert set(properties) == {spec.name for spec in CONTRACT}
+    assert properties["area"]["maximum"] == ranges["area"][1] and properties["area"]["exclusiveMinimum"] == 0
+    assert properties["construction_year"]["aliases"] == ["constraction_year"]
+    assert properties["energy"]["enum"][:1] == ["G"]
+    assert properties["address"]["x-required"] is False
+
+
+def test_batch_service_and_page_give_every_listing_the_same_verdict_and_rent(client, service_dir, tmp_path):
+    listings = [
+        LISTING,
+        {**LISTING, "area": 55.5, "energy": "C", "balcony": "no"},
+        {**LISTING, "area": 83000},
+        {**LISTING, "rooms": "many"},
+        {**LISTING, "neighborhood": "Atlantis", "zip": None},
+        {**LISTING, "garden": "Not present", "construction_year": None},
+    ]
+    service = post_rents(client, *listings)
+    frame = pd.DataFrame(listings)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    batch = score_file(
+        service_dir / "model.joblib", str(tmp_path / "in.csv"), tmp_path / "out.csv", tmp_path / "rej.csv",
+        max_reject_rate=1, lock=tmp_path / "none.lock",
+    )  # fmt: skip
+    assert batch.rows == len(listings)
+    scored, rejects = pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "rej.csv")
+    from_batch = dict(zip(scored["row"], scored["predicted_rent"], strict=True))
+    from_batch |= {row: (field, reason) for row, field, reason in rejects[["row", "field", "reason"]].values}
+    assert [from_batch[row] for row in range(len(listings))] == service
+    for listing, expected in zip(listings, service, strict=True):
+        form = {name: "" if listing.get(name) is None else str(listing[name]) for name in FORM_FIELDS}
+        form["garden_m2"] = "0" if listing["garden"] == "Not present" else "47"
+        page = client.post("/", data=form).get_data(as_text=True)
+        if isinstance(expected, float):
+            assert f"€ {expected:,.2f}" in page
+        else:
+            assert "cannot be scored" in page and expected[1] in html.unescape(page)

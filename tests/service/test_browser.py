@@ -47,7 +47,7 @@ TYPED = {
     "rooms": "3",
     "bedrooms": "2",
     "bathrooms": "1",
-    "constraction_year": "1930",
+    "construction_year": "1930",
     "energy": "A",
     "garden_m2": "47",
     "balcony": "yes",

@@ -6,7 +6,7 @@ import yaml
 from rentprice.drift import NO_PROFILE, training_profile
 from rentprice.model import build_model, save_model
 from rentprice.schema import FEATURE_COLUMNS, TARGET
-from rentprice.service import create_app
+from rentprice.service.app import create_app
 from rentprice.service.drift import WINDOW_VARIABLE
 from tests.conftest import REPO_ROOT
 from tests.service.conftest import MAX_LISTINGS, TRAIN, service_config

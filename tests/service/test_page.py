@@ -16,7 +16,7 @@ from tests.service.conftest import LISTING, MAX_REQUEST_BYTES
 FORM = {
     **{name: str(LISTING[name]) for name in FORM_FIELDS if name in LISTING},
     "area": "80",
-    "constraction_year": "1930",
+    "construction_year": "1930",
     "rooms": "3",
     "bedrooms": "2",
     "bathrooms": "1",
@@ -58,12 +58,12 @@ def test_the_form_has_every_listing_field_with_sensible_inputs(client, service_d
     assert response.status_code == 200
     controls = Controls(page_text(response)).controls
     assert set(controls) == set(FORM_FIELDS)
-    for name in ("area", "rooms", "bedrooms", "bathrooms", "constraction_year", "garden_m2"):
+    for name in ("area", "rooms", "bedrooms", "bathrooms", "construction_year", "garden_m2"):
         assert controls[name][0] == "input"
         assert controls[name][1]["type"] == "number"
     for name in ("area", "rooms", "bedrooms", "bathrooms", "garden_m2"):
         assert "required" in controls[name][1]
-    assert "required" not in controls["constraction_year"][1]
+    assert "required" not in controls["construction_year"][1]
     for name in ("balcony", "storage", "parking", "furnished", "garage", "energy"):
         assert controls[name][0] == "select"
     options = re.findall(r"<option(?: selected)?>([^<]+)</option>", page_text(response))
@@ -129,3 +129,11 @@ def test_the_stylesheet_is_served(client):
     response = client.get("/static/style.css")
     assert response.status_code == 200
     assert response.mimetype == "text/css"
+
+
+def test_number_inputs_are_bounded_by_the_ranges_the_model_was_trained_on(client, service_dir):
+    ranges = load_model(service_dir / "model.joblib")["ranges"]
+    controls = Controls(page_text(client.get("/"))).controls
+    for name in ("area", "rooms", "bedrooms", "bathrooms", "construction_year", "garden_m2"):
+        attributes = controls[name][1]
+        assert [float(attributes["min"]), float(attributes["max"])] == ranges[name], name
