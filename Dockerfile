@@ -24,7 +24,7 @@ RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
     && /opt/pip/bin/pip --python /opt/venv/bin/python install --no-cache-dir --no-input \
         --disable-pip-version-check --only-binary=:all: --constraint /tmp/requirements.lock \
-        flask gunicorn joblib loguru numpy pandas pyyaml scikit-learn sqlalchemy \
+        catboost flask gunicorn joblib loguru numpy pandas pyyaml scikit-learn sqlalchemy \
     && cd /opt/venv/lib/python3.11/site-packages \
     && find numpy pandas scipy sklearn -depth -type d -name tests -exec rm -rf {} +
 

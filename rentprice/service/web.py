@@ -10,7 +10,7 @@ from rentprice.features import ENERGY_LABELS
 from rentprice.schema import FEATURE_COLUMNS, YES_NO_COLUMNS
 from rentprice.scoring import FIELD, PREDICTION, REASON
 from rentprice.service.api import served
-from rentprice.service.listings import GARDEN_M2, Verdict, form_listing, judge
+from rentprice.service.listings import GARDEN_M2, RANGE_HIGH, RANGE_LOW, Verdict, form_listing, judge
 from rentprice.service.models import ServedModel
 
 web = Blueprint("web", __name__)
@@ -48,6 +48,9 @@ def page(model: ServedModel, values: dict[str, str], verdict: Verdict | None = N
         energy_labels=ENERGY_LABELS[::-1],
         yes_no_fields=YES_NO_COLUMNS,
         rent=verdict.predictions[0][PREDICTION] if verdict and verdict.predictions else None,
+        low=verdict.predictions[0][RANGE_LOW] if verdict and verdict.predictions else None,
+        high=verdict.predictions[0][RANGE_HIGH] if verdict and verdict.predictions else None,
+        range_level=model.bundle["range"]["level"],
         errors={error[FIELD]: error[REASON] for error in verdict.errors} if verdict else {},
         unknown=sorted(verdict.recovered) if verdict else [],
     )

@@ -73,10 +73,20 @@ def test_importing_a_stage_does_no_work(workdir):
     assert list(workdir.iterdir()) == [workdir / "params.yaml"]
 
 
-def test_train_rejects_an_invalid_hyperparameter_in_one_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("family", "key", "value", "expected"),
+    [
+        ("random_forest", "max_features", -1, "params.yaml: train: The 'max_features' parameter"),
+        ("catboost", "depth", 99, "params.yaml: train: CatBoost: Maximum tree depth is 16"),
+    ],
+)
+def test_train_rejects_an_invalid_hyperparameter_in_one_line(
+    tmp_path, monkeypatch, capsys, family, key, value, expected
+):
     monkeypatch.chdir(tmp_path)
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["train"]["max_features"] = -1
+    params["train"]["model"] = family
+    params["train"][family][key] = value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     listings(*({"rent": 1000.0 + i, "address": f"a{i}"} for i in range(10))).to_parquet(
         tmp_path / "train.parquet"
@@ -84,5 +94,5 @@ def test_train_rejects_an_invalid_hyperparameter_in_one_line(tmp_path, monkeypat
     assert stage("train").main(["--train", "train.parquet", "--model", "model.joblib"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
     assert len(errors) == 1
-    assert "params.yaml: train: The 'max_features' parameter" in errors[0] and "Got -1 instead" in errors[0]
+    assert expected in errors[0]
     assert not (tmp_path / "model.joblib").exists()

@@ -12,7 +12,8 @@ sweep = load_script("sweep")
 
 
 def experiment(name, state, mae=None, n_estimators=100, error=None, executor=True):
-    metrics = {} if mae is None else {"metrics/eval/metrics.json": {"data": {"mae": mae, "r2": 0.6}}}
+    data = {"cv_mae": mae + 5, "mae": mae, "r2": 0.6} if mae is not None else {}
+    metrics = {"metrics/eval/metrics.json": {"data": data}} if data else {}
     return {
         "name": name,
         "executor": {"state": state, "name": "dvc-task"} if executor else None,
@@ -81,7 +82,7 @@ def test_experiments_reads_state_and_test_metrics():
     assert found["good"]["metrics"]["mae"] == 250.0
 
 
-def test_ranking_orders_successful_experiments_by_mae_and_drops_failed_ones():
+def test_ranking_orders_successful_experiments_by_cv_mae_and_drops_failed_ones():
     results = sweep.experiments(
         show(
             experiment("slow", "success", mae=260.0, n_estimators=300),
@@ -93,9 +94,11 @@ def test_ranking_orders_successful_experiments_by_mae_and_drops_failed_ones():
     ranked = sweep.ranking(results)
     assert [name for name, _ in ranked] == ["fast", "slow", "no-metrics"]
     table = sweep.ranking_markdown(ranked, ["train.n_estimators"]).splitlines()
-    assert table[0] == "| rank | experiment | train.n_estimators | mae | r2 | mape | baseline_mae |"
-    assert table[2] == "| 1 | fast | 100 | 250.0 | 0.6 | - | - |"
-    assert table[3].startswith("| 2 | slow | 300 | 260.0 |")
+    assert table[0] == (
+        "| rank | experiment | train.n_estimators | cv_mae | cv_mae_std | mae | r2 | mape | baseline_mae |"
+    )
+    assert table[2] == "| 1 | fast | 100 | 255.0 | - | 250.0 | 0.6 | - | - |"
+    assert table[3].startswith("| 2 | slow | 300 | 265.0 | - | 260.0 |")
     assert "dvc exp apply fast" in sweep.apply_hint("fast")
 
 
