@@ -53,6 +53,17 @@ def test_saving_twice_gives_identical_bytes(tmp_path, fitted):
     assert (tmp_path / "a.joblib").read_bytes() == (tmp_path / "b.joblib").read_bytes()
 
 
+@pytest.mark.parametrize("family", ["random_forest", "catboost"])
+def test_refitting_the_same_data_gives_identical_bytes(tmp_path, family):
+    # CatBoost records a random GUID and the finish time of each fit: fit_model drops them
+    frame = listings(*({"area": 40.0 + 10 * i, "rent": 1000.0 + 200 * i} for i in range(8)))
+    train = {**TRAIN, "model": family}
+    for name in ("a", "b"):
+        model = fit_model(build_model(train, {}), frame, frame["rent"], "test")
+        save_model(model, tmp_path / f"{name}.joblib", {})
+    assert (tmp_path / "a.joblib").read_bytes() == (tmp_path / "b.joblib").read_bytes()
+
+
 def test_feature_importance_is_named_and_sorted(fitted):
     importance = feature_importance(fitted[0])
     assert set(importance["feature"]) >= {"area", "garden_m2", "energy_rank"}

@@ -11,7 +11,7 @@ from tests.conftest import make_project_copy, run
 
 pytestmark = pytest.mark.slow
 
-# The `dvc exp show` command the README's Experiments section gives.
+# The `dvc exp show` command for the README's Experiments section (docs/model.md: cv_mae ranks).
 EXP_SHOW = [
     "dvc",
     "exp",
@@ -20,9 +20,9 @@ EXP_SHOW = [
     "--drop",
     ".*",
     "--keep",
-    r"Experiment|^(mae|r2|mape|baseline_mae)$|^train\.(n_estimators|max_features)$",
+    r"Experiment|^(cv_mae|cv_mae_std|mae|baseline_mae)$|^train\.(model|catboost\.iterations)$",
     "--sort-by",
-    "mae",
+    "cv_mae",
 ]
 
 
@@ -48,8 +48,8 @@ def ranking_rows(stdout: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def swept(built_project) -> tuple[Path, subprocess.CompletedProcess]:
-    """The built project after a two-point sweep (10 and 20 trees) run two at a time."""
-    result = run(["make", "sweep", "GRID=-S train.n_estimators=10,20", "JOBS=2"], built_project)
+    """The built project after a two-point sweep (10 and 20 boosting iterations) run two at a time."""
+    result = run(["make", "sweep", "GRID=-S train.catboost.iterations=10,20", "JOBS=2"], built_project)
     return built_project, result
 
 
@@ -60,28 +60,30 @@ def test_two_point_sweep_records_both_experiments_with_metrics(swept):
     names = set(queued.groups())
     found = experiments_by_name(repo)
     assert names <= set(found)
-    assert {found[name]["train"]["n_estimators"] for name in names} == {10, 20}
+    assert {found[name]["train"]["catboost"]["iterations"] for name in names} == {10, 20}
     for name in names:
         assert found[name]["state"] == "success"
-        assert set(found[name]["metrics"]) >= {"mae", "r2", "mape", "baseline_mae"}
+        assert set(found[name]["metrics"]) >= {"cv_mae", "cv_mae_std", "mae", "r2", "mape", "baseline_mae"}
         log = run(["dvc", "queue", "logs", name], repo).stdout
         assert re.findall(r"Running stage '(\w+)'", log) == ["train", "evaluate", "predict"], log
     assert "jobs=2, exit_code=0" in result.stderr
     assert run(["git", "status", "--porcelain"], repo).stdout == ""
 
 
-def test_sweep_prints_a_ranking_by_test_mae_and_how_to_apply_the_best(swept):
+def test_sweep_prints_a_ranking_by_cv_mae_and_how_to_apply_the_best(swept):
     repo, result = swept
     found = experiments_by_name(repo)
     rows = ranking_rows(result.stdout)
     assert len(rows) == 2
-    by_mae = sorted(rows, key=lambda row: float(row[3]))
-    assert rows == by_mae
-    for position, (rank, name, n_estimators, mae, r2, mape, baseline_mae) in enumerate(rows, start=1):
+    by_cv_mae = sorted(rows, key=lambda row: float(row[3]))
+    assert rows == by_cv_mae
+    for position, (rank, name, iterations, cv_mae, cv_std, mae, r2, mape, baseline_mae) in enumerate(rows, 1):
         metrics = found[name]["metrics"]
         assert int(rank) == position
-        assert int(n_estimators) == found[name]["train"]["n_estimators"]
-        assert (float(mae), float(r2), float(mape), float(baseline_mae)) == (
+        assert int(iterations) == found[name]["train"]["catboost"]["iterations"]
+        assert (float(cv_mae), float(cv_std), float(mae), float(r2), float(mape), float(baseline_mae)) == (
+            metrics["cv_mae"],
+            metrics["cv_mae_std"],
             metrics["mae"],
             metrics["r2"],
             metrics["mape"],
@@ -96,24 +98,24 @@ def test_readme_exp_show_lists_the_columns_that_matter(swept):
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header == [
         "Experiment",
+        "cv_mae",
+        "cv_mae_std",
         "mae",
-        "r2",
-        "mape",
         "baseline_mae",
-        "train.n_estimators",
-        "train.max_features",
+        "train.model",
+        "train.catboost.iterations",
     ]
     assert len(table) >= 2 + 2 + 2  # header, separator, workspace, HEAD, two experiments
 
 
 def test_failing_queued_experiment_fails_the_sweep_with_its_log(built_project):
-    grid = "GRID=-S train.max_features=-1 -S train.n_estimators=10"
+    grid = "GRID=-S train.catboost.depth=99 -S train.catboost.iterations=10"
     result = run(["make", "sweep", grid], built_project, check=False)
     assert result.returncode != 0
     name = re.search(r"1 of 1 experiment\(s\) failed: ([\w-]+)", result.stderr)
     assert name, result.stderr
     assert f"experiment {name.group(1)} failed; its log (dvc queue logs" in result.stderr
-    assert "The 'max_features' parameter of RandomForestRegressor" in result.stderr
+    assert "CatBoost: Maximum tree depth is 16" in result.stderr
     assert experiments_by_name(built_project)[name.group(1)]["state"] == "failed"
 
 
@@ -121,7 +123,7 @@ def test_sweep_refuses_to_start_with_uncommitted_changes(tmp_path):
     repo = make_project_copy(tmp_path)
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n# tweak\n")
     (repo / "scratch.py").write_text("print('not committed')\n")
-    result = run(["make", "sweep", "GRID=-S train.n_estimators=10"], repo, check=False)
+    result = run(["make", "sweep", "GRID=-S train.catboost.iterations=10"], repo, check=False)
     assert result.returncode != 0
     assert "uncommitted or untracked changes that queued experiments would not see" in result.stderr
     assert "M params.yaml" in result.stderr and "?? scratch.py" in result.stderr
@@ -141,10 +143,10 @@ def clone_sharing_cache(project: Path, destination: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def two_commits(built_project, tmp_path_factory) -> Path:
-    """A clone whose HEAD retrains with 40 trees instead of 300 (HEAD~1), reproduced and committed."""
+    """A clone whose HEAD retrains with 40 boosting rounds, not 300 (HEAD~1), reproduced and committed."""
     repo = clone_sharing_cache(built_project, tmp_path_factory.mktemp("report"))
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    params.write_text(params.read_text().replace("iterations: 300", "iterations: 40"))
     run(["dvc", "repro"], repo)
     run(["git", "commit", "-qam", "fewer trees"], repo)
     return repo
@@ -158,9 +160,9 @@ def test_report_on_commits_with_different_params(two_commits):
         json.loads(run(["git", "show", f"{rev}:metrics/eval/metrics.json"], repo).stdout)
         for rev in ("HEAD~1", "HEAD")
     )
-    assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.n_estimators\s*\|\s*300\s*\|\s*40\s*\|", report), (
-        report
-    )
+    assert re.search(
+        r"\|\s*params\.yaml\s*\|\s*train\.catboost\.iterations\s*\|\s*300\s*\|\s*40\s*\|", report
+    ), report
     assert "No parameter differs" not in report
     assert re.search(r"\d+ metric\(s\) differ from `HEAD~1`", report)
     mae_row = re.search(

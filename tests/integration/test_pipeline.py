@@ -26,8 +26,9 @@ def test_pull_and_repro_build_every_output(built_project):
     ]:
         assert (built_project / path).is_file(), path
     metrics = json.loads((built_project / "metrics/eval/metrics.json").read_text())
-    assert set(metrics) >= {"mae", "rmse", "r2", "mape", "baseline_mae"}
+    assert set(metrics) >= {"mae", "rmse", "r2", "mape", "baseline_mae", "cv_mae", "range_coverage"}
     assert metrics["mae"] <= 0.9 * metrics["baseline_mae"]
+    assert metrics["cv_mae"] <= 0.9 * metrics["baseline_cv_mae"]
     data = json.loads((built_project / "metrics/data.json").read_text())
     assert data["train_rows"] + data["test_rows"] == data["rows_kept"]
 
@@ -59,16 +60,16 @@ def test_forced_repro_is_byte_identical(built_project):
     assert (built_project / "dvc.lock").read_bytes() == first
 
 
-def test_changing_n_estimators_reruns_only_the_model_and_its_downstream_stages(tmp_path):
+def test_changing_a_hyperparameter_reruns_only_the_model_and_its_downstream_stages(tmp_path):
     repo = make_project_copy(tmp_path)
     run(["dvc", "pull", "data/source/rent_apartments.sqlite.dvc"], repo)
     run(["dvc", "repro"], repo)
     params_file = repo / "params.yaml"
-    params_file.write_text(params_file.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    params_file.write_text(params_file.read_text().replace("iterations: 300", "iterations: 40"))
     result = run(["dvc", "repro"], repo)
     assert stages_run(result.stdout) == ["train", "evaluate", "predict"]
     diff = run(["dvc", "params", "diff", "--json"], repo).stdout
-    change = json.loads(diff)["params.yaml"]["train.n_estimators"]
+    change = json.loads(diff)["params.yaml"]["train.catboost.iterations"]
     assert (change["old"], change["new"]) == (300, 40)
 
 

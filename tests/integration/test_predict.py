@@ -28,7 +28,7 @@ def test_repro_scores_the_raw_snapshot_by_default(built_project):
     raw = pd.read_parquet(built_project / "data/raw/listings.parquet")
     scored = pd.read_parquet(built_project / "data/predictions/scored.parquet")
     rejects = pd.read_csv(built_project / "data/predictions/rejects.csv")
-    assert list(scored.columns) == ["row", "predicted_rent"]
+    assert list(scored.columns) == ["row", "predicted_rent", "predicted_rent_low", "predicted_rent_high"]
     assert scored["row"].tolist() == list(range(len(raw))) and rejects.empty
     assert scored["predicted_rent"].between(300, 20000).all()
     assert "predict.input: data/raw/listings.parquet" in (built_project / "dvc.lock").read_text()

@@ -86,4 +86,4 @@ def test_a_released_version_is_an_annotated_tag_that_consumers_fetch(team_repo, 
 
 def fewer_trees(repo) -> None:
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 300", "n_estimators: 40"))
+    params.write_text(params.read_text().replace("iterations: 300", "iterations: 40"))
