@@ -169,16 +169,42 @@ MODEL_FAMILIES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], list[s
 def fit_model(model: Pipeline, frame: pd.DataFrame, target: pd.Series, source: str) -> Pipeline:
     """Fit ``model`` on ``frame``'s listing columns (FEATURE_COLUMNS, the columns scoring passes).
 
-    A hyperparameter the library rejects is a one-line ParamsError naming ``source``.
+    A hyperparameter the library rejects is a one-line ParamsError naming ``source``. CatBoost's
+    run metadata is dropped (``without_run_metadata``), so a refit gives the same bytes.
     """
     try:
-        return model.fit(frame[list(FEATURE_COLUMNS)], target)
+        model.fit(frame[list(FEATURE_COLUMNS)], target)
     except InvalidParameterError as error:
         raise ParamsError(f"{source}: {error}") from None
     except CatBoostError as error:
         # CatBoost prefixes its C++ source file and line: "catboost/.../options.cpp:128: Maximum ..."
         reason = re.sub(r"^\S+\.cpp:\d+: ", "", str(error).strip().splitlines()[0])
         raise ParamsError(f"{source}: CatBoost: {reason}") from None
+    for fitted in catboost_models(model[-1]):
+        without_run_metadata(fitted)
+    return model
+
+
+def catboost_models(regressor: Any) -> list[CatBoostRegressor]:
+    """The fitted CatBoost models inside a fitted regressor (a mean of models, a target wrapper)."""
+    if isinstance(regressor, CatBoostRegressor):
+        return [regressor]
+    if isinstance(regressor, VotingRegressor):
+        return [model for member in regressor.estimators_ for model in catboost_models(member)]
+    inner = getattr(regressor, "regressor_", None)
+    return catboost_models(inner) if inner is not None else []
+
+
+def without_run_metadata(model: CatBoostRegressor) -> None:
+    """Drop what CatBoost records about the run rather than the model: a random GUID, the finish time.
+
+    Without them, fitting the same data with the same seed gives the same bytes, so `dvc repro`
+    leaves dvc.lock unchanged. Predictions do not depend on them.
+    """
+    metadata = model.get_metadata()
+    metadata["model_guid"] = PROJECT
+    if "train_finish_time" in metadata:
+        del metadata["train_finish_time"]
 
 
 def build_baseline(baseline: Mapping[str, Any]) -> Pipeline:
