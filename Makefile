@@ -76,9 +76,9 @@ release:
 
 .PHONY: sweep report verify
 # Grid for `make sweep`: one `-S key=v1,v2` per axis (dvc exp run syntax); JOBS experiments at once.
-GRID ?= -S 'train.n_estimators=100,300' -S 'train.max_features=0.33,0.5'
+GRID ?= -S 'train.catboost.depth=4,6' -S 'train.catboost.learning_rate=0.05,0.1'
 JOBS ?= 2
-## sweep: queue the GRID as DVC experiments, run them JOBS at a time, fail on any failed run, rank by test MAE
+## sweep: queue the GRID as DVC experiments, run them JOBS at a time, fail on any failed run, rank by grouped-CV MAE
 sweep:
 	python scripts/sweep.py --jobs $(JOBS) $(GRID)
 

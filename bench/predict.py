@@ -4,13 +4,10 @@ Makes synthetic inputs by resampling the real listings (area jittered by up to 1
 to 0.1 m², 0.1% of rows without an area, so the reject path runs too) in a temporary directory,
 then reports in one run:
 
-- the n_jobs crossover: predict time per batch size on one thread and on the trained n_jobs
-  threads, the two ways ``rentprice.scoring.score`` calls ``predict_in_tree_order``;
-- the gain of predicting rows sorted, in tree order, on the real listings themselves (distinct
-  rows, no resampling): ``predict_in_tree_order`` against the forest's own predict, one thread;
 - the ceiling: rows/s of ``pipeline.predict`` on rows already in memory (at most 1M rows),
   measured before and after each script run, since other load on the machine shifts it; and
-  beside it rows/s of the script's own scoring (``predict_in_tree_order``) on the same rows;
+  beside it rows/s of the script's own scoring (``rentprice.scoring.score``: the pipeline's
+  predict plus the price range) on the same rows;
 - rows/s of the script end to end (child process, best of ``--repeats`` runs) per input format,
   and its ratio to the best ceiling in wall-clock time and in CPU time (the CPU ratio is what
   the script's overhead costs, whatever else runs on the machine), and its ratio to its own
@@ -18,16 +15,14 @@ then reports in one run:
 - peak RSS of the script on ``--rows`` rows and, in one more Parquet run, on ``--memory-rows``
   rows (10 times as many by default): memory must not grow with the input.
 
-Resampled rows repeat (about 196,000 distinct rows in 1M), and sorted rows that repeat walk the
-trees fastest; ``--distinct`` keeps the area unrounded so that no two rows are alike, the hardest
-case for the tree-order walk. Exits 1 when a target is missed. Run from the repository root:
+Resampled rows repeat (about 196,000 distinct rows in 1M); ``--distinct`` keeps the area unrounded
+so that no two rows are alike. Exits 1 when a target is missed. Run from the repository root:
 ``make bench``, or ``python bench/predict.py --distinct``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import resource
 import subprocess
@@ -35,7 +30,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from time import perf_counter
 
@@ -43,21 +37,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from joblib import effective_n_jobs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from rentprice.model import forest_of, load_model  # noqa: E402
-from rentprice.schema import FEATURE_COLUMNS  # noqa: E402
-from rentprice.scoring import SERIAL_BELOW_ROWS, predict_in_tree_order  # noqa: E402
+from rentprice.model import load_model  # noqa: E402
+from rentprice.scoring import score  # noqa: E402
 
 SCRIPT = REPO_ROOT / "stages" / "predict.py"
 CEILING_ROWS = 1_000_000
 WRITE_ROWS = 500_000
-BATCH_SIZES = (1, 10, 100, 1000, 2000, 5000, 10_000, 20_000, 50_000)
-REPEATS = 3
-GAIN_REPEATS = 10
 MISSING_AREA_SHARE = 0.001
 TARGET_RATIO = 0.8
 TARGET_RSS_MIB = 1024
@@ -84,7 +73,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--distinct",
         action="store_true",
-        help="keep the jittered area unrounded, so no two rows are alike (the tree-order walk gains less)",
+        help="keep the jittered area unrounded, so no two rows are alike",
     )
     args = parser.parse_args()
     args.memory_rows = args.memory_rows or 10 * args.rows
@@ -122,40 +111,6 @@ def write_synthetic(listings: pd.DataFrame, rows: int, seed: int, distinct: bool
             chunk.to_csv(path, mode="a" if number else "w", header=not number, index=False)
 
 
-def best_time(function, repeats: int = REPEATS) -> float:
-    """Fastest of ``repeats`` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        started = perf_counter()
-        function()
-        times.append(perf_counter() - started)
-    return min(times)
-
-
-def crossover(pipeline, listings: pd.DataFrame) -> int | None:
-    """Print predict time per batch size on one thread and on n_jobs threads; return the crossover.
-
-    These are the two ways ``score`` calls ``predict_in_tree_order``. The crossover is the smallest
-    batch size from which n_jobs threads are faster at every measured size.
-    """
-    jobs = effective_n_jobs(forest_of(pipeline).n_jobs)
-    sample = listings.sample(max(BATCH_SIZES), replace=True, random_state=0).reset_index(drop=True)
-    print(f"\nn_jobs crossover (best of {REPEATS}; SERIAL_BELOW_ROWS = {SERIAL_BELOW_ROWS})")
-    print(f"{'rows':>8} {'serial (ms)':>12} {f'n_jobs={jobs} (ms)':>14} {'faster':>8}")
-    parallel_wins = []
-    for size in BATCH_SIZES:
-        batch = sample.iloc[:size]
-        one = best_time(lambda batch=batch: predict_in_tree_order(pipeline, batch, 1))
-        many = best_time(lambda batch=batch: predict_in_tree_order(pipeline, batch, jobs))
-        parallel_wins.append(many < one)
-        winner = "serial" if one <= many else f"n_jobs={jobs}"
-        print(f"{size:>8} {one * 1000:>12.1f} {many * 1000:>14.1f} {winner:>8}")
-    for index, size in enumerate(BATCH_SIZES):
-        if all(parallel_wins[index:]):
-            return size
-    return None
-
-
 @dataclass(frozen=True)
 class Run:
     """Wall and CPU (user + system, all threads) seconds of one measurement over ``rows`` rows."""
@@ -177,24 +132,6 @@ def cpu_seconds() -> float:
     """CPU seconds this process has used so far, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def tree_order_gain(pipeline, listings: pd.DataFrame) -> float:
-    """How many times faster ``predict_in_tree_order`` is than the forest's own predict (one thread).
-
-    Measured on the distinct real listings, so that no resampled copies make sorting look better.
-    """
-    distinct = listings.drop_duplicates(subset=list(FEATURE_COLUMNS))
-    one_thread = copy.deepcopy(pipeline)
-    forest_of(one_thread).n_jobs = 1
-    own = best_time(lambda: one_thread.predict(distinct), GAIN_REPEATS)
-    ordered = best_time(lambda: predict_in_tree_order(pipeline, distinct, 1), GAIN_REPEATS)
-    print(
-        f"\ntree order on the {len(distinct):,} distinct real listings, one thread (best of {GAIN_REPEATS}):"
-        f" forest predict {own * 1000:.0f} ms, predict_in_tree_order {ordered * 1000:.0f} ms:"
-        f" {own / ordered:.2f}x"
-    )
-    return own / ordered
 
 
 def in_memory(predict: Callable[[pd.DataFrame], object], frame: pd.DataFrame) -> Run:
@@ -262,12 +199,12 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)
     os.chdir(REPO_ROOT)
     listings = pd.read_parquet(args.listings)
-    pipeline = load_model(args.model)["pipeline"]
-    jobs = effective_n_jobs(forest_of(pipeline).n_jobs)
-    measured_crossover = crossover(pipeline, listings)
-    print(f"n_jobs={jobs} is faster from {measured_crossover} rows; scoring uses it from {SERIAL_BELOW_ROWS}")
-    tree_order_gain(pipeline, listings)
-    own_scoring = partial(predict_in_tree_order, pipeline, threads=jobs)
+    model = load_model(args.model)
+    pipeline = model["pipeline"]
+
+    def own_scoring(frame: pd.DataFrame) -> pd.DataFrame:
+        return score(model, frame)
+
     formats = list(dict.fromkeys(["parquet", *filter(None, map(str.strip, args.formats.split(",")))]))
     missed, rss = [], {}
     with tempfile.TemporaryDirectory(prefix="rentprice-bench-") as directory:
@@ -297,7 +234,7 @@ def main() -> int:
     print(f"\nin memory, {len(frame):,} rows, measured before and after each script run (rows/s):")
     print(f"  ceiling, pipeline.predict: {', '.join(f'{run.speed():,.0f}' for run in ceilings)}")
     print(
-        f"  the script's scoring, predict_in_tree_order: {', '.join(f'{run.speed():,.0f}' for run in owns)}"
+        f"  the script's scoring, rentprice.scoring.score: {', '.join(f'{run.speed():,.0f}' for run in owns)}"
     )
     print(
         f"script: best of {args.repeats} runs; ratio = script / best ceiling, in wall-clock and in CPU time;"

@@ -27,6 +27,8 @@ from rentprice.schema import FEATURE_COLUMNS
 from rentprice.scoring import (
     DVC_LOCK,
     FIELD,
+    HIGH,
+    LOW,
     PREDICTION,
     REASON,
     ROW,
@@ -149,11 +151,17 @@ def expected_answer(model: dict[str, Any], listings: Sequence[dict[str, Any]]) -
     """What the service must answer for ``listings``: the in-process verdict of rentprice.scoring."""
     frame = pd.DataFrame(list(listings), columns=list(FEATURE_COLUMNS), dtype=object)
     result = validate_listings(frame, model)
-    rents = score(model, result.scorable)
+    prices = score(model, result.scorable)
     return {
         "predictions": [
-            {"index": int(row), PREDICTION: float(rent)}
-            for row, rent in zip(result.scorable.index, rents, strict=True)
+            {"index": int(row), PREDICTION: rent, "low": low, "high": high}
+            for row, rent, low, high in zip(
+                prices.index.tolist(),
+                prices[PREDICTION].tolist(),
+                prices[LOW].tolist(),
+                prices[HIGH].tolist(),
+                strict=True,
+            )
         ],
         "errors": [
             {"index": int(reject[ROW]), FIELD: reject[FIELD], REASON: reject[REASON]}

@@ -31,12 +31,22 @@ from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError
 from rentprice.io import atomic_path
 from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
-from rentprice.scoring import FIELD, PREDICTION, REASON, ROW, load_scoring_model, score, validate_listings
+from rentprice.scoring import (
+    FIELD,
+    HIGH,
+    LOW,
+    PREDICTION,
+    REASON,
+    ROW,
+    load_scoring_model,
+    score,
+    validate_listings,
+)
 
 STDIN = "-"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-#: Rows per chunk: enough that per-call overhead is negligible and the tree walk finds many alike
-#: rows to group, few enough that memory stays well under 1 GiB (bench/predict.py measures both).
+#: Rows per chunk: enough that per-call overhead is negligible, few enough that memory stays well
+#: under 1 GiB (bench/predict.py measures both).
 CHUNK_ROWS = 100_000
 #: The default rejects file of output ``x.csv``: ``x.csv.rejects.csv``, which no other output's
 #: default can be (``x.parquet`` gets ``x.parquet.rejects.csv``).
@@ -209,12 +219,13 @@ def output_schemas(
     ]
     if nested:
         raise DataError(f"{source}: column(s) {', '.join(nested)} hold lists or records, not single values")
-    clash = [name for name in columns if name in (ROW, FIELD, REASON, PREDICTION)]
+    clash = [name for name in columns if name in (ROW, FIELD, REASON, PREDICTION, LOW, HIGH)]
     if clash:
         raise DataError(f"{source}: column(s) {', '.join(clash)} clash with output columns; rename them")
     passthrough = [name for name in columns if name not in FEATURE_COLUMNS and name != TARGET]
     kept = list(first.select(passthrough).schema.remove_metadata())
-    scored = pa.schema([pa.field(ROW, pa.int64()), *kept, pa.field(PREDICTION, pa.float64())])
+    prices = [pa.field(name, pa.float64()) for name in (PREDICTION, LOW, HIGH)]
+    scored = pa.schema([pa.field(ROW, pa.int64()), *kept, *prices])
     rejects = pa.schema(
         [pa.field(ROW, pa.int64()), pa.field(FIELD, pa.string()), pa.field(REASON, pa.string()), *kept]
     )
@@ -276,8 +287,13 @@ def score_chunk(
     rows = result.scorable.index.to_numpy(dtype="int64")
     passed = table.select(passthrough)
     kept = passed.take(rows - first_row)
+    prices = score(model, result.scorable)
     scored = pa.Table.from_arrays(
-        [pa.array(rows), *kept.columns, pa.array(score(model, result.scorable), pa.float64())],
+        [
+            pa.array(rows),
+            *kept.columns,
+            *(pa.array(prices[name].to_numpy(), pa.float64()) for name in (PREDICTION, LOW, HIGH)),
+        ],
         schema=schemas[0],
     )
     rejects = result.rejects

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
-from sklearn.preprocessing import TargetEncoder
-from sklearn.utils.validation import check_is_fitted
+from sklearn.preprocessing import OrdinalEncoder, TargetEncoder
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from rentprice.schema import ENERGY_LABELS, NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible, text_key
 
@@ -107,6 +107,12 @@ def district_key(zipcode: object) -> str:
     return LOCATION_UNKNOWN if np.isnan(number) else str(int(number))
 
 
+def district3_key(zipcode: object) -> str:
+    """The first three digits of the postcode (``1071 HN`` → ``107``), LOCATION_UNKNOWN when there is none."""
+    district = district_key(zipcode)
+    return district if district == LOCATION_UNKNOWN else district[:3]
+
+
 def neighborhood_key(neighborhood: object) -> str:
     """The neighborhood as ``text_key``, LOCATION_UNKNOWN when missing or blank."""
     if not isinstance(neighborhood, str):
@@ -195,6 +201,11 @@ PARSED_GROUPS: dict[str, tuple[tuple[str, Callable[[object], float], str], ...]]
 }
 #: Output columns of the location group: the postcode number, then the target-encoded keys.
 LOCATION_FEATURES: tuple[str, ...] = ("zip_number", "district", "neighborhood")
+#: Output columns of the location group as categories (for a model with native categorical features):
+#: the postcode number, then postcode district, its first three digits and neighborhood as text.
+LOCATION_CATEGORIES: tuple[str, ...] = ("district", "district3", "neighborhood")
+#: How ListingFeatures gives the location: target-encoded numbers, or the keys as categories.
+LOCATION_ENCODINGS: tuple[str, ...] = ("target", "categorical")
 
 
 def switched_on(groups: Mapping[str, bool]) -> tuple[str, ...]:
@@ -213,10 +224,18 @@ class ListingFeatures(TransformerMixin, BaseEstimator):
     """The feature matrix of a listing frame: ``numeric`` columns as they are, then each of ``groups``.
 
     Groups: amenities (yes/no → 0/1), garden (m²), energy (ordinal label), facilities (multi-hot over
-    the facilities seen at least ``facilities_min_count`` times in training) and location (postcode
-    number, then a seeded target encoding of postcode district and neighborhood, cross-fitted on the
-    training rows). Each input column is read once, so a one-row frame costs little more than the
-    encoders' own work.
+    the facilities seen at least ``facilities_min_count`` times in training) and location. With
+    ``location_encoding="target"`` the location is the postcode number, then a seeded target encoding
+    of postcode district and neighborhood, cross-fitted on the training rows, and the output is a
+    float array; with ``"categorical"`` it is the postcode number, then postcode district, its first
+    three digits and neighborhood as text (LOCATION_CATEGORIES), and the output is a DataFrame (with
+    or without the location group), for a model with native categorical features. Each input column
+    is read once, so a one-row frame costs little more than the encoders' own work.
+
+    Because the target encoding is cross-fitted, ``fit(X).transform(X)`` differs from
+    ``fit_transform(X)`` on the training rows, as for scikit-learn's own ``TargetEncoder``.
+    ``transform`` does not re-check the input's columns (a request's few milliseconds): a missing
+    column is a KeyError; ``rentprice.scoring.validate_listings`` checks them first.
     """
 
     def __init__(
@@ -225,82 +244,139 @@ class ListingFeatures(TransformerMixin, BaseEstimator):
         groups: Sequence[str] = FEATURE_GROUPS,
         seed: int = 0,
         facilities_min_count: int = 5,
+        location_encoding: str = "target",
     ):
         self.numeric = numeric
         self.groups = groups
         self.seed = seed
         self.facilities_min_count = facilities_min_count
+        self.location_encoding = location_encoding
 
     def fit(self, frame: pd.DataFrame, y: pd.Series) -> ListingFeatures:
         """Learn the facilities vocabulary and the location encoding from the training rows."""
         self.fit_transform(frame, y)
         return self
 
-    def fit_transform(self, frame: pd.DataFrame, y: pd.Series) -> np.ndarray:
+    def fit_transform(self, frame: pd.DataFrame, y: pd.Series) -> np.ndarray | pd.DataFrame:
         """Fit, and return the training rows' features with the location encoding cross-fitted.
 
-        ``TargetEncoder.fit_transform`` encodes each row with folds that exclude it, so the forest
-        does not learn from encodings that have seen the row's own rent.
+        ``TargetEncoder.fit_transform`` encodes each row with folds that exclude it, so the model
+        does not learn from encodings that have seen the row's own rent. With categorical locations,
+        ``location_`` is an OrdinalEncoder that only records the keys seen in training
+        (``categories_``, as the target encoder has them).
         """
         _check_groups(self.groups)
+        if self.location_encoding not in LOCATION_ENCODINGS:
+            raise ValueError(
+                f"location_encoding must be one of {', '.join(LOCATION_ENCODINGS)}, "
+                f"got {self.location_encoding!r}"
+            )
+        validate_data(self, frame, skip_check_array=True)
         self.facilities_ = (
             FacilitiesEncoder(self.facilities_min_count).fit(frame[["facilities"]])
             if "facilities" in self.groups
             else None
         )
-        self.location_ = (
-            TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=self.seed))
-            if "location" in self.groups
-            else None
-        )
-        encoded = (
-            self.location_.fit_transform(location_keys(frame), y) if self.location_ is not None else None
-        )
+        self.location_ = None
+        encoded = None
+        if "location" in self.groups and self.location_encoding == "target":
+            self.location_ = TargetEncoder(
+                target_type="continuous", cv=KFold(5, shuffle=True, random_state=self.seed)
+            )
+            encoded = self.location_.fit_transform(location_keys(frame), y)
+        elif "location" in self.groups:
+            self.location_ = OrdinalEncoder().fit(location_keys(frame))
         return self._features(frame, encoded)
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+    def transform(self, frame: pd.DataFrame) -> np.ndarray | pd.DataFrame:
         """Features of ``frame``'s rows: unseen facilities are ignored, unseen locations get the mean rent."""
         check_is_fitted(self)
-        encoded = target_encoded(self.location_, frame) if self.location_ is not None else None
+        encoded = target_encoded(self.location_, frame) if isinstance(self.location_, TargetEncoder) else None
         return self._features(frame, encoded)
 
-    def _features(self, frame: pd.DataFrame, encoded_location: np.ndarray | None) -> np.ndarray:
+    def _features(
+        self, frame: pd.DataFrame, encoded_location: np.ndarray | None
+    ) -> np.ndarray | pd.DataFrame:
         columns = [frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in self.numeric]
         for group in self.groups:
             if group in PARSED_GROUPS:
                 columns += [map_distinct(frame[name], parse) for name, parse, _ in PARSED_GROUPS[group]]
             elif group == "facilities":
                 columns.append(self.facilities_.transform(frame["facilities"]))
-            else:
-                columns += [map_distinct(frame["zip"], postcode_number), encoded_location]
-        return np.column_stack(columns)
+            elif group == "location":
+                columns.append(map_distinct(frame["zip"], postcode_number))
+                columns.append(
+                    encoded_location if encoded_location is not None else location_categories(frame)
+                )
+        if self.location_encoding == "target":
+            return np.column_stack(columns)
+        # categorical: a frame, numbers as float64 and the location categories as text
+        categories = columns.pop() if "location" in self.groups else np.empty((len(frame), 0), dtype=object)
+        numbers = np.column_stack(columns)
+        names = self.get_feature_names_out()
+        data = {name: numbers[:, i] for i, name in enumerate(names[: numbers.shape[1]])}
+        data |= {name: categories[:, i] for i, name in enumerate(names[numbers.shape[1] :])}
+        return pd.DataFrame(data, index=frame.index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """The output column names, e.g. ``area``, ``garden_m2``, ``facility_lift``, ``district``."""
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         names = list(self.numeric)
         for group in self.groups:
             if group in PARSED_GROUPS:
                 names += [name for _, _, name in PARSED_GROUPS[group]]
             elif group == "facilities":
                 names += list(self.facilities_.get_feature_names_out())
-            else:
-                names += LOCATION_FEATURES
+            elif group == "location":
+                names += (
+                    LOCATION_FEATURES
+                    if self.location_encoding == "target"
+                    else ("zip_number", *LOCATION_CATEGORIES)
+                )
         return np.asarray(names, dtype=object)
 
 
+def categorical_columns(groups: Sequence[str], location_encoding: str) -> list[str]:
+    """The ListingFeatures output columns that hold categories (text), for a model's ``cat_features``."""
+    return list(LOCATION_CATEGORIES) if location_encoding == "categorical" and "location" in groups else []
+
+
+def location_categories(frame: pd.DataFrame) -> np.ndarray:
+    """Postcode district, its first three digits and neighborhood as text, one row per listing."""
+    return np.column_stack(
+        [
+            map_distinct(frame["zip"], district_key, object),
+            map_distinct(frame["zip"], district3_key, object),
+            map_distinct(frame["neighborhood"], neighborhood_key, object),
+        ]
+    )
+
+
 class ImplausibleToMissing(TransformerMixin, BaseEstimator):
-    """Turn out-of-bounds numeric values (placeholders such as year 1005) into missing values."""
+    """Turn out-of-bounds numeric values (placeholders such as year 1005) into missing values.
+
+    Learns nothing from the data; ``fit`` records the input columns (``feature_names_in_``), which it
+    passes through unchanged in number and name (``get_feature_names_out``).
+    """
 
     def __init__(self, bounds: Mapping[str, Sequence[float]] | None = None):
         self.bounds = bounds
 
     def fit(self, frame: pd.DataFrame, y=None) -> ImplausibleToMissing:
-        """Nothing to learn."""
+        """Record the input columns."""
+        validate_data(self, frame, skip_check_array=True)
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Copy of ``frame`` with implausible values set to NaN."""
+        check_is_fitted(self, "n_features_in_")
         return mask_implausible(frame, self.bounds or {})
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The input column names: the columns pass through."""
+        check_is_fitted(self, "n_features_in_")
+        return _check_feature_names_in(self, input_features)
 
 
 def feature_columns(transformer: ListingFeatures) -> list[str]:

@@ -45,6 +45,12 @@ def _ordered(bounds: list[Number]) -> list[Number]:
     return bounds
 
 
+def _distinct(items: list[Any]) -> list[Any]:
+    if len(set(items)) != len(items):
+        raise ValueError(f"expected distinct items, given {items}")
+    return items
+
+
 #: ``[low, high]``: two numbers, low first.
 Bounds = Annotated[list[Number], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
 
@@ -96,20 +102,57 @@ class FeatureGroups(Group):
     location: bool = Field(description="postcode number, target-encoded district and neighborhood")
 
 
-class Train(Group):
-    """Group ``train``: the rent model (a RandomForest, optionally on log(rent))."""
+class RandomForest(Group):
+    """Group ``train.random_forest``: the hyperparameters of the random_forest family."""
 
-    seed: Seed = Field(description="seed of the forest and of the target encoding")
-    n_estimators: PositiveInt = Field(description="trees in the forest")
     max_depth: PositiveInt | None = Field(description="depth limit of each tree; null for none")
     min_samples_leaf: PositiveInt = Field(description="smallest number of rows in a leaf")
     max_features: PositiveInt | Annotated[float, Field(gt=0, le=1)] | Literal["sqrt", "log2"] | None = Field(
         description="features tried per split: a count, a share of all, sqrt, log2 or null (all)"
     )
+
+
+class CatBoost(Group):
+    """Group ``train.catboost``: the hyperparameters of the catboost family."""
+
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = Field(description="step size of each boosting round")
+    # CatBoost's own limit on symmetric trees.
+    depth: Annotated[int, Field(ge=1, le=16)] = Field(description="depth of each (symmetric) tree")
+    max_ctr_complexity: Annotated[int, Field(ge=1, le=4)] = Field(
+        description="most categorical features CatBoost combines into one"
+    )
+    targets: Annotated[
+        list[Literal["rent", "rent_per_m2"]], Field(min_length=1, max_length=2), AfterValidator(_distinct)
+    ] = Field(description="one model per target, their predictions averaged")
+
+
+class Train(Group):
+    """Group ``train``: the rent model, its family and the features it reads."""
+
+    model: Literal["catboost", "random_forest"] = Field(
+        description="model family; its hyperparameters are the group of that name"
+    )
+    seed: Seed = Field(description="seed of the model and of the target encoding")
+    n_estimators: PositiveInt = Field(
+        description="trees of the random forest, or boosting iterations of catboost"
+    )
     log_target: bool = Field(description="learn log(rent) and predict exp of it")
-    n_jobs: NJobs = Field(description="processes that fit the trees; -1 for all cores")
+    n_jobs: NJobs = Field(description="threads that fit and score; -1 for all cores")
     facilities_min_count: PositiveInt = Field(description="listings a facility needs to get a column")
     features: FeatureGroups = Field(description="feature groups switched on or off")
+    range_level: Annotated[float, Field(gt=0, lt=1)] = Field(
+        description="share of actual rents the price range is calibrated to hold (split-conformal)"
+    )
+    random_forest: RandomForest = Field(description="hyperparameters of the random_forest family")
+    catboost: CatBoost = Field(description="hyperparameters of the catboost family")
+
+
+class Cv(Group):
+    """Group ``cv``: the grouped cross-validation on the train split (GroupKFold by address)."""
+
+    folds: Annotated[int, Field(ge=2)] = Field(description="folds of each repeat")
+    repeats: PositiveInt = Field(description="repeats, each with another shuffle of the addresses")
+    seed: Seed = Field(description="seed of the address shuffles")
 
 
 class Baseline(Group):
@@ -147,6 +190,7 @@ class Params(Group):
     prepare: Prepare
     checks: Checks
     train: Train
+    cv: Cv
     baseline: Baseline
     predict: Predict
     drift: Drift

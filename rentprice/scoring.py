@@ -1,14 +1,14 @@
 """Judging and scoring new listings: one set of rules for the batch stage and the prediction service.
 
 ``validate_listings`` splits a frame into rows the model can score and rejected rows (first bad
-field and the reason); ``score`` predicts rents for the scorable rows. Both are pure and work on
-a frame of any size, so a listing is judged identically in a 10M-row batch and in a one-row request.
+field and the reason); ``score`` predicts rents and their ranges for the scorable rows. Both are
+pure and work on a frame of any size, so a listing is judged identically in a 10M-row batch and
+in a one-row request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,9 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from joblib import effective_n_jobs
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 
 from rentprice.errors import ModelError
@@ -34,7 +31,7 @@ from rentprice.features import (
     yes_no,
 )
 from rentprice.io import file_md5
-from rentprice.model import forest_of, load_model
+from rentprice.model import load_model, price_range
 from rentprice.schema import (
     ALIASES,
     FEATURE_COLUMNS,
@@ -53,13 +50,9 @@ from rentprice.schema import (
 
 ROW, FIELD, REASON = "row", "field", "reason"
 PREDICTION = "predicted_rent"
-#: Batches smaller than this predict on one thread, larger ones on the forest's trained n_jobs
-#: threads. bench/predict.py measures the crossover: two threads gain little below 2,000 rows
-#: (1.3x from there), and a service request (at most 1,000 listings) keeps to one thread, leaving
-#: the other cores to the server's other workers.
-SERIAL_BELOW_ROWS = 2000
-#: Rents are rounded to cents: finer digits are noise, and ``pipeline.predict`` (a parallel forest
-#: summing its trees in thread completion order) may differ from ``score`` in the last bits.
+#: The bounds of the price range around PREDICTION (``score``).
+LOW, HIGH = "predicted_rent_low", "predicted_rent_high"
+#: Rents are rounded to cents: finer digits are noise.
 PRICE_DECIMALS = 2
 SHOWN_CHARS = 40
 DVC_LOCK = Path("dvc.lock")
@@ -179,66 +172,27 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
     return ValidationResult(scorable, rejects, _count_unknown(scorable, pipeline))
 
 
-def score(model: Model, scorable: pd.DataFrame) -> np.ndarray:
-    """Predicted monthly rent in € (rounded to cents) for each row of ``ValidationResult.scorable``.
+def score(model: Mapping[str, Any], scorable: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
+    """Predicted monthly rent and its range in € (rounded to cents) for each row of ``scorable``.
 
-    Batches under SERIAL_BELOW_ROWS predict on one thread, larger ones on the forest's trained
-    n_jobs threads (``predict_in_tree_order``); the loaded model itself is never modified.
+    ``model``: a model file's bundle (``load_model``); ``scorable``: ``ValidationResult.scorable``
+    or any frame with the FEATURE_COLUMNS. Returns a frame on ``scorable``'s index with columns
+    PREDICTION, LOW and HIGH: the pipeline's own ``predict``, and the split-conformal range at
+    ``level`` (default: the level the model was calibrated for, params ``train.range_level``).
+    The one inference path of batch scoring, the service and the evaluate stage.
     """
     if scorable.empty:
-        return np.empty(0)
-    pipeline = pipeline_of(model)
-    threads = 1 if len(scorable) < SERIAL_BELOW_ROWS else effective_n_jobs(forest_of(pipeline).n_jobs)
-    return np.round(predict_in_tree_order(pipeline, scorable[FEATURE_LABELS], threads), PRICE_DECIMALS)
-
-
-def predict_in_tree_order(pipeline: Pipeline, rows: pd.DataFrame, threads: int = 1) -> np.ndarray:
-    """``pipeline.predict`` with the forest's trees summed in order, on ``threads`` threads.
-
-    Gives the same numbers as the forest's own one-thread predict (same float32 features, same
-    summation order for every row), faster than the forest's own predict:
-
-    - no joblib and no per-tree checks, which dominate a one-row request;
-    - the rows go down the trees in ``walk_order``, so consecutive rows mostly take the same
-      branches; bench/predict.py measures the gain;
-    - each thread sums every tree over its own contiguous share of the sorted rows.
-    """
-    features = np.asarray(pipeline[:-1].transform(rows), dtype=np.float32)
-    forest = forest_of(pipeline)
-    order = walk_order(forest, features)
-    shares = np.array_split(features[order], threads)
-    totals = np.empty(len(features))
-    totals[order] = np.concatenate(_map_in_threads(partial(_sum_of_trees, forest), shares, threads))
-    mean = totals / len(forest.estimators_)
-    regressor = pipeline.steps[-1][1]
-    return regressor.inverse_func(mean) if isinstance(regressor, TransformedTargetRegressor) else mean
-
-
-def walk_order(forest: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
-    """The order of rows for walking the trees: by their leaf in the first tree, then by their features.
-
-    Rows that share a leaf of the first tree are alike where the model looks, so taken one after
-    another they mostly follow the same branches in every tree, and the CPU predicts the branches.
-    """
-    first_leaves = forest.estimators_[0].tree_.apply(features)
-    return np.lexsort((*features.T[::-1], first_leaves))
-
-
-def _sum_of_trees(forest: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
-    """Sum of the forest's tree predictions for each row, tree by tree in the forest's order."""
-    total = np.zeros(len(features))
-    for tree in forest.estimators_:
-        # the fitted tree structure itself: DecisionTreeRegressor.predict adds ~25 µs of checks per tree
-        total += tree.tree_.predict(features)[:, 0]
-    return total
-
-
-def _map_in_threads(function: Callable, items: list, threads: int) -> list:
-    """``function`` over ``items``, on a pool of ``threads`` threads unless ``threads`` is 1."""
-    if threads == 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(function, items))
+        rent = np.empty(0)
+    else:
+        rent = np.asarray(model["pipeline"].predict(scorable[FEATURE_LABELS]), dtype=float)
+    low, high = price_range(rent, model["range"], level)
+    return pd.DataFrame(
+        {
+            name: np.round(values, PRICE_DECIMALS)
+            for name, values in ((PREDICTION, rent), (LOW, low), (HIGH, high))
+        },
+        index=scorable.index,
+    )
 
 
 def load_scoring_model(path: Path, lock: Path = DVC_LOCK) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Stage train: fit the rent model pipeline on the train split and write the model file."""
+"""Stage train: cross-validate and fit the rent model on the train split, calibrate its range, save it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from rentprice.drift import training_profile
+from rentprice.evaluation import fit_with_cv
 from rentprice.io import file_md5, read_parquet
 from rentprice.logs import run_stage, step
-from rentprice.model import build_model, fit_model, save_model
+from rentprice.model import save_model
 from rentprice.params import load_params
-from rentprice.schema import TARGET
 from rentprice.scoring import RANGES, trained_ranges
 
 
@@ -25,15 +25,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace) -> None:
-    """Fit the model described by the ``train`` params and save it with its metadata."""
+    """Cross-validate, fit and save the model described by the ``train`` and ``cv`` params.
+
+    The repeated grouped CV gives both the stable MAE figure and the out-of-fold predictions on
+    which the price range is calibrated (split-conformal, relative to the rent).
+    """
     params = load_params(args.params)
     frame = read_parquet(args.train)
-    with step("fit model") as facts:
-        model = build_model(params.train.model_dump(), params.prepare.plausible)
-        fit_model(model, frame, frame[TARGET], f"{args.params}: train")
-        facts.update(rows=len(frame), trees=params.train.n_estimators)
+    model, fitted = fit_with_cv(params.model_dump(), frame, f"{args.params}: train")
     with step("save model") as facts:
-        metadata = {"training_data_md5": file_md5(args.train), "params": params.train.model_dump()}
+        metadata = {"training_data_md5": file_md5(args.train), "params": params.train.model_dump(), **fitted}
         metadata[RANGES] = trained_ranges(model, frame)  # listings outside them are rejected at scoring
         metadata["drift_profile"] = training_profile(frame, params.prepare.plausible)
         save_model(model, args.model, metadata)

@@ -30,9 +30,22 @@ from rentprice.schema import (
     header_key,
     repeated_name,
 )
-from rentprice.scoring import FEATURE_LABELS, FIELD, PREDICTION, REASON, ROW, Model, score, validate_listings
+from rentprice.scoring import (
+    FEATURE_LABELS,
+    FIELD,
+    HIGH,
+    LOW,
+    PREDICTION,
+    REASON,
+    ROW,
+    Model,
+    score,
+    validate_listings,
+)
 
 INDEX = "index"
+#: The bounds of a prediction's price range in the service's answers.
+RANGE_LOW, RANGE_HIGH = "low", "high"
 #: JSON integers with more digits than this do not fit a float: they are read as infinity.
 MAX_INT_DIGITS = 308
 NUMBER_TYPES = StrictInt | StrictFloat
@@ -42,7 +55,8 @@ NUMBER_TYPES = StrictInt | StrictFloat
 class Verdict:
     """The outcome for a request's listings, each entry tagged with the listing's position.
 
-    ``predictions``: ``{"index", "predicted_rent"}`` per scored listing; ``errors``: ``{"index",
+    ``predictions``: ``{"index", "predicted_rent", "low", "high"}`` per scored listing (the rent and
+    its price range at the model's calibrated level, in €); ``errors``: ``{"index",
     "field", "reason"}`` per rejected listing (its first bad field, as in the batch rejects file);
     ``treated_as_unknown``: per field, how many scored listings had a value the model treats as unknown.
     """
@@ -170,9 +184,16 @@ def judge(listings: Sequence[object], model: Model) -> Verdict:
             rejects[ROW].tolist(), rejects[FIELD].tolist(), rejects[REASON].tolist(), strict=True
         )
     ]
+    prices = score(model, result.scorable)
     predictions = [
-        {INDEX: positions[row], PREDICTION: float(rent)}
-        for row, rent in zip(result.scorable.index, score(model, result.scorable), strict=True)
+        {INDEX: positions[row], PREDICTION: rent, RANGE_LOW: low, RANGE_HIGH: high}
+        for row, rent, low, high in zip(
+            prices.index.tolist(),
+            prices[PREDICTION].tolist(),
+            prices[LOW].tolist(),
+            prices[HIGH].tolist(),
+            strict=True,
+        )
     ]
     return Verdict(
         predictions=predictions,

@@ -10,7 +10,7 @@ from rentprice.schema import GARDEN_M2, LISTING, YES_NO_COLUMNS
 from rentprice.scoring import FIELD, PREDICTION, REASON, ranges_of
 from rentprice.service.api import served
 from rentprice.service.drift import record_scored
-from rentprice.service.listings import FORM_FIELDS, Verdict, form_listing, judge
+from rentprice.service.listings import FORM_FIELDS, RANGE_HIGH, RANGE_LOW, Verdict, form_listing, judge
 from rentprice.service.models import ServedModel
 
 web = Blueprint("web", __name__)
@@ -49,6 +49,9 @@ def page(model: ServedModel, values: dict[str, str], verdict: Verdict | None = N
         fields=LISTING,
         ranges=ranges_of(model.bundle),
         rent=verdict.predictions[0][PREDICTION] if verdict and verdict.predictions else None,
+        low=verdict.predictions[0][RANGE_LOW] if verdict and verdict.predictions else None,
+        high=verdict.predictions[0][RANGE_HIGH] if verdict and verdict.predictions else None,
+        range_level=model.bundle["range"]["level"],
         errors={error[FIELD]: error[REASON] for error in verdict.errors} if verdict else {},
         unknown=sorted(verdict.treated_as_unknown) if verdict else [],
     )

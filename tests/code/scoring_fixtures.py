@@ -2,20 +2,26 @@
 
 from pathlib import Path
 
-from rentprice.model import build_model, save_model
+from rentprice.model import build_model, calibrate_range, fit_model, save_model
 from rentprice.scoring import RANGES, trained_ranges
 from tests.conftest import listings
 
 TRAIN = {
+    "model": "random_forest",
     "seed": 0,
-    "n_estimators": 10,
-    "max_depth": None,
-    "min_samples_leaf": 1,
-    "max_features": 1.0,
+    "n_estimators": 20,
     "log_target": True,
     "n_jobs": 2,
     "facilities_min_count": 1,
     "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
+    "range_level": 0.8,
+    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 1.0},
+    "catboost": {
+        "learning_rate": 0.3,
+        "depth": 3,
+        "max_ctr_complexity": 1,
+        "targets": ["rent", "rent_per_m2"],
+    },
 }
 PLACES = [("1071 HN", "Cornelis Schuytbuurt"), ("1011 AB", "Oosterdokseiland")]
 
@@ -45,9 +51,14 @@ def training_rows():
     )
 
 
-def save_tiny_model(path: Path) -> Path:
-    """Fit the tiny model and save it as a model file at ``path``."""
+def save_tiny_model(path: Path, family: str = "random_forest") -> Path:
+    """Fit the tiny model of ``family`` and save it as a model file at ``path``.
+
+    Its range is calibrated on its in-sample residuals: too narrow for real use, enough for the tests.
+    """
     frame = training_rows()
-    model = build_model(TRAIN, {"construction_year": [1500, 2030]}).fit(frame, frame["rent"])
-    save_model(model, path, {"params": TRAIN, RANGES: trained_ranges(model, frame)})
+    train = {**TRAIN, "model": family}
+    model = fit_model(build_model(train, {"construction_year": [1500, 2030]}), frame, frame["rent"], "tiny")
+    calibration = calibrate_range(frame["rent"], model.predict(frame), train["range_level"])
+    save_model(model, path, {"params": train, "range": calibration, RANGES: trained_ranges(model, frame)})
     return path

@@ -1,13 +1,17 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import TargetEncoder
 
 from rentprice.features import (
     FacilitiesEncoder,
     ImplausibleToMissing,
     ListingFeatures,
+    categorical_columns,
     energy_rank,
     facility_list,
     factorize,
@@ -233,3 +237,61 @@ def test_factorize_gives_pandas_codes_and_distinct_values(dtype):
     expected_codes, expected_distinct = pd.factorize(values, use_na_sentinel=True)
     np.testing.assert_array_equal(codes, expected_codes)
     assert [repr(value) for value in distinct] == [repr(value) for value in expected_distinct]
+
+
+def test_categorical_locations_are_text_columns_after_the_postcode_number():
+    frame = location_frame(8)
+    transformer = ListingFeatures(numeric=("area",), groups=("location",), location_encoding="categorical")
+    features = transformer.fit(frame, frame["rent"]).transform(frame)
+    assert list(features.columns) == ["area", "zip_number", "district", "district3", "neighborhood"]
+    assert features.iloc[:4][["district", "district3", "neighborhood"]].values.tolist() == [
+        ["1071", "107", "Oud-West"],
+        ["1011", "101", "Centrum"],
+        ["unknown", "unknown", "Centrum"],
+        ["1071", "107", "unknown"],
+    ]
+    assert features["zip_number"].iloc[:4].tolist()[:2] == [1071.0, 1011.0]
+    assert categorical_columns(("location",), "categorical") == ["district", "district3", "neighborhood"]
+    assert (
+        categorical_columns(("location",), "target") == categorical_columns(("garden",), "categorical") == []
+    )
+    # the keys seen in training, as the target encoder records them (validation counts unseen ones)
+    assert [list(keys) for keys in transformer.location_.categories_] == [
+        ["1011", "1071", "unknown"],
+        ["Centrum", "Oud-West", "unknown"],
+    ]
+
+
+def test_an_unknown_location_encoding_is_rejected():
+    frame = listings({})
+    with pytest.raises(ValueError, match="location_encoding must be one of target, categorical"):
+        ListingFeatures(location_encoding="onehot").fit(frame, frame["rent"])
+
+
+@pytest.mark.parametrize("encoding", ["target", "categorical"])
+def test_the_feature_steps_follow_the_scikit_learn_transformer_contract(encoding):
+    frame = location_frame(20).drop(columns="rent")
+    clean = ImplausibleToMissing({"constraction_year": [1500, 2030]})
+    with pytest.raises(NotFittedError):
+        clean.transform(frame)
+    features = ListingFeatures(
+        groups=switched_on(ALL_GROUPS), facilities_min_count=1, location_encoding=encoding
+    )
+    steps = Pipeline([("clean", clean), ("features", features)]).fit(frame, location_frame(20)["rent"])
+    assert clean.n_features_in_ == features.n_features_in_ == len(frame.columns)
+    assert list(clean.feature_names_in_) == list(features.feature_names_in_) == list(frame.columns)
+    assert list(clean.get_feature_names_out()) == list(frame.columns)
+    names = list(steps.get_feature_names_out())
+    assert names == feature_columns(features) and "facility_lift" in names
+    as_frame = (
+        clone(steps).set_output(transform="pandas").fit(frame, location_frame(20)["rent"]).transform(frame)
+    )
+    assert isinstance(as_frame, pd.DataFrame) and list(as_frame.columns) == names
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        features.get_feature_names_out(["area"])
+
+
+def test_implausible_to_missing_passes_the_given_input_names_through():
+    frame = listings({})[["area", "constraction_year"]]
+    clean = ImplausibleToMissing({}).fit(frame)
+    assert list(clean.get_feature_names_out(["area", "constraction_year"])) == ["area", "constraction_year"]

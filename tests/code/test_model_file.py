@@ -5,27 +5,34 @@ import joblib
 import pytest
 from sklearn.exceptions import InconsistentVersionWarning
 
-from rentprice.errors import ModelError
-from rentprice.model import build_model, feature_importance, load_model, save_model
+from rentprice.errors import ModelError, ParamsError
+from rentprice.model import build_model, feature_importance, fit_model, load_model, save_model
 from tests.conftest import listings
 
 TRAIN = {
+    "model": "random_forest",
     "seed": 0,
-    "n_estimators": 5,
-    "max_depth": None,
-    "min_samples_leaf": 1,
-    "max_features": 1.0,
+    "n_estimators": 10,
     "log_target": True,
     "n_jobs": 1,
     "facilities_min_count": 1,
     "features": {"garden": True, "energy": True},
+    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 1.0},
+    "catboost": {
+        "learning_rate": 0.3,
+        "depth": 2,
+        "max_ctr_complexity": 1,
+        "targets": ["rent", "rent_per_m2"],
+    },
 }
 
 
-@pytest.fixture
-def fitted():
+@pytest.fixture(params=["random_forest", "catboost"])
+def fitted(request):
     frame = listings(*({"area": 40.0 + 10 * i, "rent": 1000.0 + 200 * i} for i in range(8)))
-    return build_model(TRAIN, {"construction_year": [1500, 2030]}).fit(frame, frame["rent"]), frame
+    train = {**TRAIN, "model": request.param}
+    model = build_model(train, {"construction_year": [1500, 2030]})
+    return fit_model(model, frame, frame["rent"], "test"), frame
 
 
 def test_model_round_trip_keeps_predictions_and_metadata(tmp_path, fitted):
@@ -46,10 +53,34 @@ def test_saving_twice_gives_identical_bytes(tmp_path, fitted):
     assert (tmp_path / "a.joblib").read_bytes() == (tmp_path / "b.joblib").read_bytes()
 
 
+@pytest.mark.parametrize("family", ["random_forest", "catboost"])
+def test_refitting_the_same_data_gives_identical_bytes(tmp_path, family):
+    # CatBoost records a random GUID and the finish time of each fit: fit_model drops them
+    frame = listings(*({"area": 40.0 + 10 * i, "rent": 1000.0 + 200 * i} for i in range(8)))
+    train = {**TRAIN, "model": family}
+    for name in ("a", "b"):
+        model = fit_model(build_model(train, {}), frame, frame["rent"], "test")
+        save_model(model, tmp_path / f"{name}.joblib", {})
+    assert (tmp_path / "a.joblib").read_bytes() == (tmp_path / "b.joblib").read_bytes()
+
+
 def test_feature_importance_is_named_and_sorted(fitted):
     importance = feature_importance(fitted[0])
     assert set(importance["feature"]) >= {"area", "garden_m2", "energy_rank"}
     assert importance["importance"].is_monotonic_decreasing
+    assert importance["importance"].sum() == pytest.approx(1.0)
+
+
+def test_an_unknown_model_family_is_a_params_error_naming_the_choices():
+    with pytest.raises(ParamsError, match=r"train\.model: must be one of random_forest, catboost, got 'svm'"):
+        build_model({**TRAIN, "model": "svm"}, {})
+
+
+def test_a_hyperparameter_catboost_rejects_is_a_params_error():
+    frame = listings(*({"area": 40.0 + 10 * i, "rent": 1000.0 + 200 * i} for i in range(8)))
+    train = {**TRAIN, "model": "catboost", "catboost": {**TRAIN["catboost"], "depth": 99}}
+    with pytest.raises(ParamsError, match=r"^params\.yaml: train: CatBoost: Maximum tree depth is 16$"):
+        fit_model(build_model(train, {}), frame, frame["rent"], "params.yaml: train")
 
 
 def test_load_model_missing_file_says_how_to_get_it(tmp_path):

@@ -104,7 +104,15 @@ def test_every_row_is_scored_or_rejected_in_order_with_ids_passed_through(
     output = workdir / f"scored{output_suffix}"
     assert run(stage, model_file, source, output, "--chunk-rows", "3") == 0
     scored, rejects = read(output), read(workdir / f"scored{output_suffix}.rejects.csv")
-    assert list(scored.columns) == ["row", "listing_id", "address", "note", "predicted_rent"]
+    assert list(scored.columns) == [
+        "row",
+        "listing_id",
+        "address",
+        "note",
+        "predicted_rent",
+        "predicted_rent_low",
+        "predicted_rent_high",
+    ]
     assert list(rejects.columns) == ["row", "field", "reason", "listing_id", "address", "note"]
     assert len(scored) + len(rejects) == len(frame)
     assert sorted([*scored["row"], *rejects["row"]]) == list(range(len(frame)))
@@ -114,7 +122,9 @@ def test_every_row_is_scored_or_rejected_in_order_with_ids_passed_through(
     assert rejects["field"].tolist() == ["area", "balcony", "garden", "area"]
     assert rejects["note"].tolist() == ["NA", "a,b", 'say "hi"', ""]
     expected = score(load_model(model_file), validate_listings(frame, load_model(model_file)).scorable)
-    np.testing.assert_array_equal(scored["predicted_rent"].to_numpy(), expected)
+    np.testing.assert_array_equal(scored[list(expected.columns)].to_numpy(), expected.to_numpy())
+    assert (scored["predicted_rent_low"] < scored["predicted_rent"]).all()
+    assert (scored["predicted_rent"] < scored["predicted_rent_high"]).all()
     assert "score listings: rows=8, scored=4, rejected=4" in capsys.readouterr().err
 
 

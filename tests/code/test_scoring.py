@@ -1,26 +1,24 @@
 # ruff: noqa: RUF001 (the en dash of a range in a reason is the product's text)
-import copy
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rentprice import scoring
 from rentprice.errors import DataError, ModelError
 from rentprice.io import file_md5
-from rentprice.model import build_model, forest_of, load_model
+from rentprice.model import build_model, load_model
 from rentprice.schema import FEATURE_COLUMNS, MAY_BE_UNKNOWN
 from rentprice.scoring import (
     FIELD,
+    HIGH,
+    LOW,
+    PREDICTION,
     REASON,
-    SERIAL_BELOW_ROWS,
     load_scoring_model,
-    predict_in_tree_order,
     score,
     trained_ranges,
     validate_listings,
-    walk_order,
 )
 from tests.code.scoring_fixtures import TRAIN, save_tiny_model
 from tests.conftest import listings
@@ -34,6 +32,11 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bundle(model_path):
     return load_model(model_path)
+
+
+@pytest.fixture(scope="module", params=["random_forest", "catboost"])
+def family_bundle(request, tmp_path_factory):
+    return load_model(save_tiny_model(tmp_path_factory.mktemp("model") / "model.joblib", request.param))
 
 
 def test_valid_listings_are_scorable_and_typed(bundle):
@@ -103,7 +106,7 @@ def test_recoverable_values_are_scored_as_unknown_and_counted(bundle, override, 
     assert result.treated_as_unknown == dict.fromkeys(MAY_BE_UNKNOWN, 0) | {field: 1}
     value = result.scorable[column].iloc[0]
     assert (pd.isna(value) and pd.isna(scored_as)) or value == scored_as
-    assert np.isfinite(score(bundle, result.scorable)).all()
+    assert np.isfinite(score(bundle, result.scorable).to_numpy()).all()
 
 
 def test_rows_are_numbered_from_first_row_and_chunking_does_not_change_the_verdicts(bundle):
@@ -116,7 +119,9 @@ def test_rows_are_numbered_from_first_row_and_chunking_does_not_change_the_verdi
         pd.concat(part.rejects for part in parts).reset_index(drop=True), whole.rejects
     )
     pd.testing.assert_frame_equal(pd.concat(part.scorable for part in parts), whole.scorable)
-    assert (score(bundle, whole.scorable) == np.concatenate([score(bundle, p.scorable) for p in parts])).all()
+    pd.testing.assert_frame_equal(
+        score(bundle, whole.scorable), pd.concat(score(bundle, p.scorable) for p in parts)
+    )
 
 
 def test_other_columns_and_column_order_do_not_matter(bundle):
@@ -133,7 +138,7 @@ def test_text_columns_as_python_objects_or_arrow_strings_get_the_same_verdicts(b
     as_strings = validate_listings(frame.astype({"balcony": "str", "garden": "str", "energy": "str"}), bundle)
     pd.testing.assert_frame_equal(as_objects.rejects, as_strings.rejects)
     assert as_objects.treated_as_unknown == as_strings.treated_as_unknown
-    np.testing.assert_array_equal(score(bundle, as_objects.scorable), score(bundle, as_strings.scorable))
+    pd.testing.assert_frame_equal(score(bundle, as_objects.scorable), score(bundle, as_strings.scorable))
 
 
 def test_a_missing_column_is_a_data_error_naming_it(bundle):
@@ -145,55 +150,29 @@ def test_an_empty_frame_gives_empty_results(bundle):
     result = validate_listings(listings().iloc[:0], bundle)
     assert result.scorable.empty and result.rejects.empty
     assert list(result.rejects.columns) == ["row", "field", "reason"]
-    assert score(bundle, result.scorable).shape == (0,)
+    assert score(bundle, result.scorable).shape == (0, 3)
 
 
-def test_score_matches_the_pipeline_rounded_to_cents_for_bundle_or_pipeline(bundle):
+def test_score_is_the_pipelines_predict_rounded_to_cents_with_its_range(family_bundle):
     frame = listings(*({"area": 30.0 + 7 * i} for i in range(20)))
-    scorable = validate_listings(frame, bundle).scorable
-    expected = np.round(bundle["pipeline"].predict(frame), 2)
-    np.testing.assert_array_equal(score(bundle, scorable), expected)
-    np.testing.assert_array_equal(score(bundle["pipeline"], scorable), expected)
+    scorable = validate_listings(frame, family_bundle).scorable
+    scored = score(family_bundle, scorable)
+    assert list(scored.columns) == [PREDICTION, LOW, HIGH]
+    assert scored.index.tolist() == scorable.index.tolist()
+    np.testing.assert_array_equal(scored[PREDICTION], np.round(family_bundle["pipeline"].predict(frame), 2))
+    assert (scored[LOW] < scored[PREDICTION]).all() and (scored[PREDICTION] < scored[HIGH]).all()
+    # relative to the rent: the same factor down and up for every listing
+    factor = scored[HIGH] / scored[PREDICTION]
+    np.testing.assert_allclose(scored[PREDICTION] / scored[LOW], factor, rtol=1e-4)
+    np.testing.assert_allclose(factor, factor.iloc[0], rtol=1e-4)
 
 
-def test_small_batches_predict_on_one_thread_and_large_ones_on_the_forests_n_jobs(bundle, monkeypatch):
-    threads = []
-    monkeypatch.setattr(
-        scoring,
-        "predict_in_tree_order",
-        lambda pipeline, rows, count: threads.append((len(rows), count)) or np.ones(len(rows)),
-    )
-    small = validate_listings(listings(), bundle).scorable
-    score(bundle, small)
-    score(bundle, pd.concat([small] * SERIAL_BELOW_ROWS))
-    assert threads == [(1, 1), (SERIAL_BELOW_ROWS, 2)]
-
-
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_predict_in_tree_order_equals_the_forests_own_one_thread_predict_in_input_order(bundle, threads):
-    # rows in no particular order, some alike, so sorting them for the trees reorders them
-    frame = listings(
-        *({"area": 30.0 + 7 * ((i * 7) % 25), "construction_year": 1005.0 + 100 * (i % 9)} for i in range(25))
-    )
-    one_thread = copy.deepcopy(bundle["pipeline"])
-    forest_of(one_thread).n_jobs = 1
-    expected = one_thread.predict(frame)
-    assert len(np.unique(expected)) > 10
-    np.testing.assert_array_equal(predict_in_tree_order(bundle["pipeline"], frame, threads), expected)
-    assert forest_of(bundle["pipeline"]).n_jobs == bundle["params"]["n_jobs"] == 2
-
-
-def test_walk_order_groups_rows_by_their_leaf_in_the_first_tree_then_by_features(bundle):
-    pipeline = bundle["pipeline"]
-    frame = listings(*({"area": 30.0 + 7 * ((i * 7) % 25), "bedrooms": i % 3} for i in range(25)))
-    features = np.asarray(pipeline[:-1].transform(frame), dtype=np.float32)
-    order = walk_order(forest_of(pipeline), features)
-    assert sorted(order) == list(range(len(frame)))
-    leaves = forest_of(pipeline).estimators_[0].tree_.apply(features)[order]
-    assert (np.diff(leaves) >= 0).all() and len(np.unique(leaves)) > 1
-    for leaf in np.unique(leaves):
-        alike = features[order][leaves == leaf]
-        assert [tuple(row) for row in alike] == sorted(tuple(row) for row in alike)
+def test_a_higher_level_gives_a_wider_range(bundle):
+    scorable = validate_listings(listings({}, {"area": 120.0}), bundle).scorable
+    narrow, wide = score(bundle, scorable, level=0.5), score(bundle, scorable, level=0.9)
+    assert (wide[LOW] <= narrow[LOW]).all() and (wide[HIGH] >= narrow[HIGH]).all()
+    assert (wide[HIGH] - wide[LOW] > narrow[HIGH] - narrow[LOW]).all()
+    pd.testing.assert_series_equal(score(bundle, scorable)[HIGH], score(bundle, scorable, level=0.8)[HIGH])
 
 
 def write_lock(path, model_path, md5):
@@ -207,7 +186,7 @@ def write_lock(path, model_path, md5):
 
 def test_load_scoring_model_accepts_the_model_recorded_in_dvc_lock(model_path):
     lock = write_lock(model_path.parent / "dvc.lock", model_path, file_md5(model_path))
-    assert load_scoring_model(model_path, lock)["params"]["n_estimators"] == 10
+    assert load_scoring_model(model_path, lock)["params"]["n_estimators"] == TRAIN["n_estimators"]
 
 
 def test_load_scoring_model_rejects_a_model_that_differs_from_dvc_lock(model_path):

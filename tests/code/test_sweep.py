@@ -19,6 +19,7 @@ def record(name, state, mae=None, n_estimators=100.0, **columns):
         "typ": "branch_commit",
         "State": state,
         "Executor": "Dvc-task" if state in {"Queued", "Running", "Success"} else None,
+        "cv_mae": None if mae is None else mae + 5,
         "mae": mae,
         "r2": None if mae is None else 0.6,
         "train.n_estimators": n_estimators,
@@ -64,7 +65,7 @@ def test_experiments_reads_the_state_of_named_records_only():
     assert sweep.metric(found["good"]["record"], "mae") == 250.0
 
 
-def test_ranking_orders_successful_experiments_by_mae_and_drops_failed_ones():
+def test_ranking_orders_successful_experiments_by_cv_mae_and_drops_failed_ones():
     results = sweep.experiments(
         [
             record("slow", "Success", mae=260.0, n_estimators=300.0),
@@ -77,9 +78,11 @@ def test_ranking_orders_successful_experiments_by_mae_and_drops_failed_ones():
     ranked = sweep.ranking(results)
     assert [name for name, _ in ranked] == ["perfect", "fast", "slow", "no-metrics"]
     table = sweep.ranking_markdown(ranked, ["train.n_estimators"]).splitlines()
-    assert table[0] == "| rank | experiment | train.n_estimators | mae | r2 | mape | baseline_mae |"
-    assert table[3] == "| 2 | fast | 100 | 250 | 0.6 | - | - |"
-    assert table[4].startswith("| 3 | slow | 300 | 260 |")
+    assert table[0] == (
+        "| rank | experiment | train.n_estimators | cv_mae | cv_mae_std | mae | r2 | mape | baseline_mae |"
+    )
+    assert table[3] == "| 2 | fast | 100 | 255 | - | 250 | 0.6 | - | - |"
+    assert table[4].startswith("| 3 | slow | 300 | 265 | - | 260 |")
     assert "dvc exp apply perfect" in sweep.apply_hint("perfect")
 
 

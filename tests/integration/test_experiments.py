@@ -13,7 +13,7 @@ from tests.integration.params_support import get_param, other_count, set_params
 
 pytestmark = pytest.mark.slow
 
-# The `dvc exp show` command the README's Experiments section gives.
+# The `dvc exp show` command for the README's Experiments section (docs/model.md: cv_mae ranks).
 EXP_SHOW = [
     "dvc",
     "exp",
@@ -22,9 +22,9 @@ EXP_SHOW = [
     "--drop",
     ".*",
     "--keep",
-    r"Experiment|^(mae|r2|mape|baseline_mae)$|^train\.(n_estimators|max_features)$",
+    r"Experiment|^(cv_mae|cv_mae_std|mae|baseline_mae)$|^train\.(model|catboost\.iterations)$",
     "--sort-by",
-    "mae",
+    "cv_mae",
 ]
 
 
@@ -72,25 +72,27 @@ def test_two_point_sweep_records_both_experiments_with_metrics(swept):
     assert {found[name]["train"]["n_estimators"] for name in names} == set(sweep_counts(repo))
     for name in names:
         assert found[name]["state"] == "success"
-        assert set(found[name]["metrics"]) >= {"mae", "r2", "mape", "baseline_mae"}
+        assert set(found[name]["metrics"]) >= {"cv_mae", "cv_mae_std", "mae", "r2", "mape", "baseline_mae"}
         log = run(["dvc", "queue", "logs", name], repo).stdout
         assert re.findall(r"Running stage '(\w+)'", log) == ["train", "evaluate", "predict"], log
     assert "jobs=2, exit_code=0" in result.stderr
     assert run(["git", "status", "--porcelain"], repo).stdout == ""
 
 
-def test_sweep_prints_a_ranking_by_test_mae_and_how_to_apply_the_best(swept):
+def test_sweep_prints_a_ranking_by_cv_mae_and_how_to_apply_the_best(swept):
     repo, result = swept
     found = experiments_by_name(repo)
     rows = ranking_rows(result.stdout)
     assert len(rows) == 2
-    by_mae = sorted(rows, key=lambda row: float(row[3]))
-    assert rows == by_mae
-    for position, (rank, name, n_estimators, mae, r2, mape, baseline_mae) in enumerate(rows, start=1):
+    by_cv_mae = sorted(rows, key=lambda row: float(row[3]))
+    assert rows == by_cv_mae
+    for position, (rank, name, iterations, cv_mae, cv_std, mae, r2, mape, baseline_mae) in enumerate(rows, 1):
         metrics = found[name]["metrics"]
         assert int(rank) == position
-        assert int(n_estimators) == found[name]["train"]["n_estimators"]
-        assert (float(mae), float(r2), float(mape), float(baseline_mae)) == (
+        assert int(iterations) == found[name]["train"]["catboost"]["iterations"]
+        assert (float(cv_mae), float(cv_std), float(mae), float(r2), float(mape), float(baseline_mae)) == (
+            metrics["cv_mae"],
+            metrics["cv_mae_std"],
             metrics["mae"],
             metrics["r2"],
             metrics["mape"],
@@ -105,18 +107,18 @@ def test_readme_exp_show_lists_the_columns_that_matter(swept):
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header == [
         "Experiment",
+        "cv_mae",
+        "cv_mae_std",
         "mae",
-        "r2",
-        "mape",
         "baseline_mae",
-        "train.n_estimators",
-        "train.max_features",
+        "train.model",
+        "train.catboost.iterations",
     ]
     assert len(table) >= 2 + 2 + 2  # header, separator, workspace, HEAD, two experiments
 
 
 def test_failing_queued_experiment_fails_the_sweep_with_its_log(built_project):
-    grid = "GRID=-S train.max_features=-1 -S train.n_estimators=10"
+    grid = "GRID=-S train.catboost.depth=99 -S train.catboost.iterations=10"
     result = run(["make", "sweep", grid], built_project, check=False)
     assert result.returncode != 0
     name = re.search(r"1 of 1 experiment\(s\) failed: ([\w-]+)", result.stderr)
@@ -130,7 +132,7 @@ def test_sweep_refuses_to_start_with_uncommitted_changes(tmp_path):
     repo = make_project_copy(tmp_path)
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n# tweak\n")
     (repo / "scratch.py").write_text("print('not committed')\n")
-    result = run(["make", "sweep", "GRID=-S train.n_estimators=10"], repo, check=False)
+    result = run(["make", "sweep", "GRID=-S train.catboost.iterations=10"], repo, check=False)
     assert result.returncode != 0
     assert "uncommitted or untracked changes that queued experiments would not see" in result.stderr
     assert "M params.yaml" in result.stderr and "?? scratch.py" in result.stderr

@@ -27,8 +27,9 @@ def test_pull_and_repro_build_every_output(built_project):
     ]:
         assert (built_project / path).is_file(), path
     metrics = json.loads((built_project / "metrics/eval/metrics.json").read_text())
-    assert set(metrics) >= {"mae", "rmse", "r2", "mape", "baseline_mae"}
+    assert set(metrics) >= {"mae", "rmse", "r2", "mape", "baseline_mae", "cv_mae", "range_coverage"}
     assert metrics["mae"] <= 0.9 * metrics["baseline_mae"]
+    assert metrics["cv_mae"] <= 0.9 * metrics["baseline_cv_mae"]
     data = json.loads((built_project / "metrics/data.json").read_text())
     assert data["train_rows"] + data["test_rows"] == data["rows_kept"]
 

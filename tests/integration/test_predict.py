@@ -30,7 +30,13 @@ def test_repro_scores_the_raw_snapshot_by_default(built_project):
     raw = pd.read_parquet(built_project / "data/raw/listings.parquet")
     scored = pd.read_parquet(built_project / "data/predictions/scored.parquet")
     rejects = pd.read_csv(built_project / "data/predictions/rejects.csv")
-    assert list(scored.columns) == ["row", "address", "predicted_rent"], "the unused address passes through"
+    assert list(scored.columns) == [
+        "row",
+        "address",
+        "predicted_rent",
+        "predicted_rent_low",
+        "predicted_rent_high",
+    ], "the unused address passes through"
     assert sorted([*scored["row"], *rejects["row"]]) == list(range(len(raw)))
     low, high = load_params(built_project / "params.yaml").checks.bounds["area"]
     outside = raw.index[~raw["area"].between(low, high)].tolist()

@@ -10,7 +10,7 @@ import pytest
 
 from rentprice.dataset import clean_listings
 from rentprice.io import read_sql_table
-from rentprice.model import build_model, save_model
+from rentprice.model import build_model, calibrate_range, fit_model, save_model
 from rentprice.params import load_params
 from rentprice.schema import FEATURE_COLUMNS, SOURCE_TABLE_COLUMNS, TARGET
 from rentprice.scoring import RANGES, trained_ranges
@@ -20,15 +20,21 @@ from tests.conftest import REPO_ROOT, VALID_LISTING
 
 TRAIN_ROWS = 400
 TRAIN = {
+    "model": "catboost",
     "seed": 0,
-    "n_estimators": 20,
-    "max_depth": None,
-    "min_samples_leaf": 1,
-    "max_features": 0.5,
+    "n_estimators": 50,
     "log_target": True,
     "n_jobs": 2,
     "facilities_min_count": 5,
     "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
+    "range_level": 0.8,
+    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 0.5},
+    "catboost": {
+        "learning_rate": 0.2,
+        "depth": 4,
+        "max_ctr_complexity": 1,
+        "targets": ["rent", "rent_per_m2"],
+    },
 }
 TOKEN = "correct horse battery staple"
 MAX_LISTINGS = 10
@@ -54,10 +60,13 @@ def model_files(tmp_path_factory, training_rows) -> dict[str, Path]:
     for name, seed in (("first", 0), ("second", 1)):
         train = {**TRAIN, "seed": seed}
         pipeline = build_model(train, {"construction_year": [1500, 2030]})
-        pipeline.fit(training_rows, training_rows[TARGET])
+        fit_model(pipeline, training_rows, training_rows[TARGET], "service tests")
+        # calibrated on in-sample residuals: too narrow for real use, enough for the service's tests
+        calibration = calibrate_range(training_rows[TARGET], pipeline.predict(training_rows), 0.8)
         files[name] = directory / f"{name}.joblib"
         ranges = trained_ranges(pipeline, training_rows)
-        save_model(pipeline, files[name], {"params": train, "training_data_md5": "0" * 32, RANGES: ranges})
+        metadata = {"params": train, "training_data_md5": "0" * 32, "range": calibration, RANGES: ranges}
+        save_model(pipeline, files[name], metadata)
     files["broken"] = directory / "broken.joblib"
     files["broken"].write_bytes(b"not a model file")
     return files

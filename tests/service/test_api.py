@@ -35,10 +35,16 @@ CHUNKED = {"wsgi.input_terminated": True}
 
 
 def expected_rents(model_path, *listings):
-    """What rentprice.scoring itself predicts for these listings."""
+    """What rentprice.scoring predicts for these listings: rent, low and high, as the API names them."""
     model = load_model(model_path)
     frame = pd.DataFrame(list(listings), columns=list(FEATURE_COLUMNS), dtype=object)
-    return score(model, validate_listings(frame, model).scorable).tolist()
+    prices = score(model, validate_listings(frame, model).scorable)
+    return [
+        {"predicted_rent": rent, "low": low, "high": high}
+        for rent, low, high in prices[
+            ["predicted_rent", "predicted_rent_low", "predicted_rent_high"]
+        ].values.tolist()
+    ]
 
 
 def test_health_reports_the_loaded_model(client, service_dir):
@@ -57,10 +63,9 @@ def test_one_listing_is_scored_as_rentprice_scoring_scores_it(client, service_di
     body = response.json
     assert body["model_version"] == file_md5(service_dir / "model.joblib")
     assert body["errors"] == []
-    assert body["predictions"] == [
-        {"index": 0, "predicted_rent": expected_rents(service_dir / "model.joblib", LISTING)[0]}
-    ]
-    assert 300 < body["predictions"][0]["predicted_rent"] < 10_000
+    assert body["predictions"] == [{"index": 0, **expected_rents(service_dir / "model.joblib", LISTING)[0]}]
+    prediction = body["predictions"][0]
+    assert 300 < prediction["low"] < prediction["predicted_rent"] < prediction["high"] < 10_000
 
 
 def test_a_list_is_scored_in_order(client, service_dir):
@@ -68,10 +73,8 @@ def test_a_list_is_scored_in_order(client, service_dir):
     response = client.post(PREDICT, json=listings)
     assert response.status_code == 200
     rents = expected_rents(service_dir / "model.joblib", *listings)
-    assert response.json["predictions"] == [
-        {"index": index, "predicted_rent": rent} for index, rent in enumerate(rents)
-    ]
-    assert rents[0] < rents[2]
+    assert response.json["predictions"] == [{"index": index, **rent} for index, rent in enumerate(rents)]
+    assert rents[0]["predicted_rent"] < rents[2]["predicted_rent"]
 
 
 def test_invalid_listing_gets_422_with_field_and_reason(client):
@@ -95,8 +98,8 @@ def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client,
     assert response.status_code == 422
     rents = expected_rents(service_dir / "model.joblib", listings[0], listings[2])
     assert response.json["predictions"] == [
-        {"index": 0, "predicted_rent": rents[0]},
-        {"index": 2, "predicted_rent": rents[1]},
+        {"index": 0, **rents[0]},
+        {"index": 2, **rents[1]},
     ]
     assert response.json["errors"] == [
         {"index": 1, "field": "area", "reason": "'big' is not a number"},
@@ -394,9 +397,7 @@ def test_reload_serves_the_new_model_file(client, service_dir, model_files):
     assert response.json == {"model_version": second, "previous_version": first, "changed": True}
     after = client.post(PREDICT, json=LISTING).json
     assert after["model_version"] == second
-    assert after["predictions"] == [
-        {"index": 0, "predicted_rent": expected_rents(model_files["second"], LISTING)[0]}
-    ]
+    assert after["predictions"] == [{"index": 0, **expected_rents(model_files["second"], LISTING)[0]}]
     assert after["predictions"] != before["predictions"]
 
 

@@ -79,11 +79,14 @@ def test_neighborhood_suggestions_are_the_ones_the_model_learned(client, service
     assert len(suggested) > 20
 
 
-def test_submitting_the_form_shows_the_rent_the_api_predicts(client):
+def test_submitting_the_form_shows_the_rent_and_its_range_the_api_predicts(client, service_dir):
     response = client.post("/", data=FORM)
     assert response.status_code == 200
-    rent = client.post("/api/v1/predict", json=LISTING).json["predictions"][0]["predicted_rent"]
+    prediction = client.post("/api/v1/predict", json=LISTING).json["predictions"][0]
+    rent, low, high = prediction["predicted_rent"], prediction["low"], prediction["high"]
     assert f'<strong id="predicted-rent">€ {rent:,.2f}</strong>' in page_text(response)
+    level = load_model(service_dir / "model.joblib")["range"]["level"]
+    assert f'<p id="rent-range">€ {low:,.0f} – {high:,.0f} ({level:.0%} range)</p>' in page_text(response)  # noqa: RUF001
     controls = Controls(page_text(response)).controls
     assert controls["area"][1]["value"] == "80"
 
