@@ -2,7 +2,7 @@
 
 A user tunes params, commits them with dvc.lock and metrics, and opens a pull request: CI must stay
 green. This test does that in a temporary copy of the project (another tree count, another
-``max_features``, no log target, one feature group off), then runs there the tests that depend on
+``catboost.depth``, no log target, one feature group off), then runs there the tests that depend on
 the committed params and outputs.
 """
 
@@ -31,10 +31,10 @@ def other_experiment(repo) -> dict:
     """Changes to four kinds of params, each different from the committed value."""
     groups = get_param(repo, "train.features")
     switched_off = next(name for name, on in groups.items() if on)
-    max_features = get_param(repo, "train.max_features")
+    depth = get_param(repo, "train.catboost.depth")
     return {
         "train.n_estimators": other_count(get_param(repo, "train.n_estimators")),
-        "train.max_features": 0.5 if max_features != 0.5 else 0.33,
+        "train.catboost.depth": 4 if depth != 4 else 6,
         "train.log_target": not get_param(repo, "train.log_target"),
         f"train.features.{switched_off}": False,
     }

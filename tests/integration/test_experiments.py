@@ -22,7 +22,7 @@ EXP_SHOW = [
     "--drop",
     ".*",
     "--keep",
-    r"Experiment|^(cv_mae|cv_mae_std|mae|baseline_mae)$|^train\.(model|catboost\.iterations)$",
+    r"Experiment|^(cv_mae|cv_mae_std|mae|baseline_mae)$|^train\.(model|n_estimators)$",
     "--sort-by",
     "cv_mae",
 ]
@@ -112,19 +112,19 @@ def test_readme_exp_show_lists_the_columns_that_matter(swept):
         "mae",
         "baseline_mae",
         "train.model",
-        "train.catboost.iterations",
+        "train.n_estimators",
     ]
     assert len(table) >= 2 + 2 + 2  # header, separator, workspace, HEAD, two experiments
 
 
 def test_failing_queued_experiment_fails_the_sweep_with_its_log(built_project):
-    grid = "GRID=-S train.catboost.depth=99 -S train.catboost.iterations=10"
+    grid = "GRID=-S train.catboost.depth=99 -S train.n_estimators=10"
     result = run(["make", "sweep", grid], built_project, check=False)
     assert result.returncode != 0
     name = re.search(r"1 of 1 experiment\(s\) failed: ([\w-]+)", result.stderr)
     assert name, result.stderr
     assert f"experiment {name.group(1)} failed; its log (dvc queue logs" in result.stderr
-    assert "params.yaml: train.max_features: expected an integer >= 1" in result.stderr
+    assert "params.yaml: train.catboost.depth: expected an integer >= 1 and <= 16" in result.stderr
     assert experiments_by_name(built_project)[name.group(1)]["state"] == "failed"
 
 
@@ -132,7 +132,7 @@ def test_sweep_refuses_to_start_with_uncommitted_changes(tmp_path):
     repo = make_project_copy(tmp_path)
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n# tweak\n")
     (repo / "scratch.py").write_text("print('not committed')\n")
-    result = run(["make", "sweep", "GRID=-S train.catboost.iterations=10"], repo, check=False)
+    result = run(["make", "sweep", "GRID=-S train.n_estimators=10"], repo, check=False)
     assert result.returncode != 0
     assert "uncommitted or untracked changes that queued experiments would not see" in result.stderr
     assert "M params.yaml" in result.stderr and "?? scratch.py" in result.stderr
