@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from rentprice.io import SQL_CHUNK_ROWS, read_sql_chunks  # noqa: E402
-from rentprice.schema import SOURCE_COLUMNS  # noqa: E402
+from rentprice.schema import SOURCE_TABLE_COLUMNS  # noqa: E402
 
 SOURCE_DB = REPO_ROOT / "data" / "source" / "rent_apartments.sqlite"
 TABLE = "rent_apartments"
@@ -97,7 +97,7 @@ def child(url: str, chunk_rows: int, output: Path) -> None:
     spec_path = REPO_ROOT / "stages" / "collect.py"
     namespace: dict = {"__name__": "bench_collect_stage"}
     exec(compile(spec_path.read_text(encoding="utf-8"), str(spec_path), "exec"), namespace)
-    chunks = read_sql_chunks(url, TABLE, SOURCE_COLUMNS, namespace["COLUMN_KINDS"], chunk_rows)
+    chunks = read_sql_chunks(url, TABLE, SOURCE_TABLE_COLUMNS, namespace["COLUMN_KINDS"], chunk_rows)
     namespace["write_snapshot"](chunks, output, TABLE)
 
 

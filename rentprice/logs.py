@@ -38,9 +38,17 @@ def step(name: str) -> Iterator[dict[str, Any]]:
     logger.info("{}{} ({:.2f}s)", name, f": {details}" if details else "", perf_counter() - started)
 
 
+class Interrupted(BaseException):
+    """A signal (SIGTERM) stops the stage: raised in its main thread, so ``finally`` blocks run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextmanager
 def stopping_on_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises SystemExit(143), so ``finally`` blocks remove temporary files.
+    """Within the block, SIGTERM raises Interrupted, so ``finally`` blocks remove temporary files.
 
     SIGTERM is also what a DVC stage gets when its `dvc` dies (rentprice/__init__.py). Outside the
     main thread, where signals cannot be handled, it does nothing.
@@ -50,7 +58,7 @@ def stopping_on_sigterm() -> Iterator[None]:
         return
 
     def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+        raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
@@ -60,7 +68,11 @@ def stopping_on_sigterm() -> Iterator[None]:
 
 
 def run_stage(stage: str, body: Callable[[], None]) -> int:
-    """Run a stage body with logging; user-fixable errors become one log line and exit code 2."""
+    """Run a stage body with logging; user-fixable errors become one log line and exit code 2.
+
+    Ctrl-C (SIGINT) and SIGTERM stop it with one log line and exit code 128 + the signal (130, 143),
+    as a shell reports a command a signal stopped; outputs are written atomically, so none is partial.
+    """
     setup_logging(stage)
     try:
         with stopping_on_sigterm(), step(f"{stage} finished"):
@@ -68,4 +80,10 @@ def run_stage(stage: str, body: Callable[[], None]) -> int:
     except RentpriceError as error:
         logger.error("{}", error)
         return 2
+    except (KeyboardInterrupt, Interrupted) as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        logger.error(
+            "{} interrupted by {}: stopped; no partial output left", stage, signal.Signals(signum).name
+        )
+        return 128 + signum
     return 0

@@ -9,11 +9,9 @@ the dvc.yaml command, so any path works: spaces, quotes, ``$``).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from time import perf_counter
-from types import FrameType
 
 from loguru import logger
 from tqdm import tqdm
@@ -28,8 +26,6 @@ from rentprice.scoring import DVC_LOCK
 
 PROGRESS_SECONDS = 30
 DEFAULT_MAX_REJECT_RATE = 0.5
-#: Exit code after SIGINT or SIGTERM (128 + SIGINT, as a shell reports an interrupted command).
-INTERRUPTED = 130
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -140,22 +136,10 @@ def predict(args: argparse.Namespace) -> None:
     logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
 
 
-def interrupt(signum: int, frame: FrameType | None) -> None:
-    """A SIGTERM handler: stop as Ctrl-C does, so temporaries are removed on the way out."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python stages/predict.py`."""
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        return run_stage("predict", lambda: predict(args))
-    except KeyboardInterrupt:
-        logger.error("predict interrupted: nothing written, the previous outputs (if any) are unchanged")
-        return INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return run_stage("predict", lambda: predict(args))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ DEFAULT_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 #: A request that waited longer than this for a worker is answered 503 instead of scored: its client
 #: has likely given up, and scoring it would only delay the requests behind it (docs/service.md).
 DEFAULT_MAX_QUEUE_SECONDS = 1.0
+DEFAULT_DRIFT_WINDOW = 1000
 
 
 class ServiceConfig(BaseSettings):
@@ -49,6 +50,8 @@ class ServiceConfig(BaseSettings):
         DEFAULT_MAX_QUEUE_SECONDS, validation_alias=f"{PREFIX}MAX_QUEUE_SECONDS"
     )
     reload_token: str | None = Field(None, validation_alias=f"{PREFIX}RELOAD_TOKEN")
+    #: Listings the drift window of ``GET /api/v1/model/drift`` holds per worker (docs/drift.md).
+    drift_window: PositiveInt = Field(DEFAULT_DRIFT_WINDOW, validation_alias=f"{PREFIX}DRIFT_WINDOW")
 
     @classmethod
     def from_env(cls) -> ServiceConfig:

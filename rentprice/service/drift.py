@@ -8,7 +8,6 @@ the ``params.yaml`` beside the service's dvc.lock, or ``rentprice.drift.DEFAULT_
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -21,13 +20,12 @@ from flask import Blueprint, Response, abort, current_app, jsonify
 
 from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
 from rentprice.schema import ALIASES, header_key
-from rentprice.service.config import positive
+from rentprice.service.config import PREFIX
 from rentprice.service.listings import INDEX
 
 drift = Blueprint("drift", __name__, url_prefix="/api/v1")
 
-WINDOW_VARIABLE = "RENTPRICE_DRIFT_WINDOW"
-DEFAULT_WINDOW = 1000
+WINDOW_VARIABLE = f"{PREFIX}DRIFT_WINDOW"
 EXTENSION = "rentprice.drift"
 
 
@@ -57,8 +55,7 @@ class ScoredWindow:
 
 @drift.record_once
 def _create_window(state) -> None:
-    # unset or empty: the default, as for the ServiceConfig variables
-    size = positive(WINDOW_VARIABLE, os.environ.get(WINDOW_VARIABLE) or None, DEFAULT_WINDOW)
+    size = state.app.extensions["rentprice"].config.drift_window  # ServiceConfig, RENTPRICE_DRIFT_WINDOW
     state.app.extensions[EXTENSION] = ScoredWindow(size)
 
 

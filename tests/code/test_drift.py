@@ -20,7 +20,7 @@ from rentprice.drift import (
 )
 from rentprice.io import read_sql_table
 from rentprice.model import build_model, save_model
-from rentprice.schema import SOURCE_COLUMNS, coerce_types
+from rentprice.schema import SOURCE_TABLE_COLUMNS, coerce_types
 from tests.code.scoring_fixtures import TRAIN, training_rows
 from tests.code.test_predict_cli import load_stage
 from tests.conftest import REPO_ROOT, SOURCE_DB, listings
@@ -33,7 +33,7 @@ PLAUSIBLE = PARAMS["prepare"]["plausible"]
 @pytest.fixture(scope="module")
 def source() -> pd.DataFrame:
     """The real listings, typed as collect writes them (the source snapshot that `make setup` pulls)."""
-    raw = read_sql_table(f"sqlite:///{SOURCE_DB}", PARAMS["collect"]["table"], SOURCE_COLUMNS)
+    raw = read_sql_table(f"sqlite:///{SOURCE_DB}", PARAMS["collect"]["table"], SOURCE_TABLE_COLUMNS)
     return coerce_types(raw, "source")
 
 

@@ -23,7 +23,8 @@ def test_grouped_folds_keep_each_address_on_one_side_and_differ_between_repeats(
 
 @pytest.mark.parametrize("family", ["random_forest", "catboost"])
 def test_cross_validation_figures_are_reproducible(family):
-    frame = training_rows().assign(address=[f"a{i % 12}" for i in range(30)])
+    frame = training_rows()
+    frame = frame.assign(address=[f"a{i % 12}" for i in range(len(frame))])
     train = {**TRAIN, "model": family}
 
     def figures():

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pa_parquet
 import pytest
+import yaml
 
 from rentprice import batch as batch_module
 from rentprice import io as io_module
@@ -178,7 +179,7 @@ def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
         return score(model, scorable)
 
     monkeypatch.setattr(batch_module, "score", crash_on_second_chunk)
-    assert run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3") == stage.INTERRUPTED
+    assert run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3") == 128 + signal.SIGINT
     assert len(calls) == 2
     assert leftovers(workdir) == ["scored.csv"]
     assert (workdir / "scored.csv").read_text() == "previous run\n"
@@ -503,7 +504,7 @@ def test_sigterm_mid_run_is_one_line_and_leaves_no_temporary_file(model_file, wo
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == 128 + signal.SIGTERM
     errors = [line for line in err.decode().splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "interrupted" in errors[0] and "Traceback" not in err.decode()
     assert sorted(path.name for path in workdir.iterdir() if path.name != "logs") == ["in.csv"]
@@ -520,6 +521,8 @@ def test_a_semicolon_separated_csv_says_so_in_one_line(stage, model_file, workdi
 
 def test_the_stage_scores_params_predict_input_when_no_input_is_given(stage, model_file, workdir):
     write(batch(), workdir / "my listings.csv")
-    (workdir / "params.yaml").write_text('predict:\n  input: "my listings.csv"\n  max_reject_rate: 0.5\n')
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["predict"]["input"] = "my listings.csv"
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     assert stage.main(["--model", str(model_file), "--output", str(workdir / "out.csv")]) == 0
     assert len(read(workdir / "out.csv")) == 4

@@ -112,15 +112,18 @@ STAGE_ARGS = {
 @pytest.mark.parametrize(
     ("key", "value", "phrase"),
     [
-        ("train.max_features", -1, "train.max_features: expected an integer >= 1, a number > 0 and <= 1"),
+        ("train.catboost.depth", 99, "train.catboost.depth: expected an integer >= 1 and <= 16, given 99"),
         ("train.features", "all", "train.features: expected a mapping with the keys"),
         ("checks.min_rows", "many", "checks.min_rows: expected an integer >= 1, given 'many' (a string)"),
     ],
 )
 def test_every_stage_checks_the_whole_params_file_before_any_work(workdir, capsys, name, key, value, phrase):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
-    group, field = key.split(".")
-    params[group][field] = value
+    *groups, field = key.split(".")
+    inner = params
+    for group in groups:
+        inner = inner[group]
+    inner[field] = value
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     before = {path for path in workdir.rglob("*") if "logs" not in path.parts}
     assert stage(name).main(STAGE_ARGS[name]) == 2

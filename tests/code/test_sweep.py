@@ -136,7 +136,7 @@ def test_a_failed_run_fails_the_sweep_although_dvc_exits_0(monkeypatch, capsys):
     assert "1 of 2 experiment(s) failed: b-exp" in output.err
     assert "old-failure" not in output.err
     assert [line for line in output.out.splitlines() if line.startswith("| 1 ")] == [
-        "| 1 | a-exp | 100 | 250 | 0.6 | - | - |"
+        "| 1 | a-exp | 100 | 255 | - | 250 | 0.6 | - | - |"
     ]
 
 
@@ -148,7 +148,7 @@ def test_a_sweep_whose_runs_all_succeed_exits_0(monkeypatch, capsys):
         [BASELINE, record("a-exp", "Success", mae=250.0)],
     )
     assert sweep.main(["-S", "train.n_estimators=10"]) == 0
-    assert "Best by test mae: a-exp." in capsys.readouterr().out
+    assert "Best by cv_mae: a-exp." in capsys.readouterr().out
 
 
 def test_a_sweep_refuses_to_run_someone_elses_queue(monkeypatch):

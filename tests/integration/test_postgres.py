@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import yaml
 
 from rentprice.io import read_sql_chunks
-from rentprice.schema import SOURCE_COLUMNS
+from rentprice.schema import SOURCE_TABLE_COLUMNS
 from tests.conftest import REPO_ROOT, SOURCE_DB
 
 pytestmark = pytest.mark.slow
@@ -170,12 +170,14 @@ def test_postgres_snapshot_is_identical_to_the_sqlite_one(server, tmp_path):
 
 
 def test_postgres_streams_in_chunks_in_the_sqlite_order(server):
-    chunks = list(read_sql_chunks(server.url(), TABLE, SOURCE_COLUMNS, chunk_rows=100))
-    expected = pd.concat(read_sql_chunks(f"sqlite:///{SOURCE_DB}", TABLE, SOURCE_COLUMNS), ignore_index=True)
+    chunks = list(read_sql_chunks(server.url(), TABLE, SOURCE_TABLE_COLUMNS, chunk_rows=100))
+    expected = pd.concat(
+        read_sql_chunks(f"sqlite:///{SOURCE_DB}", TABLE, SOURCE_TABLE_COLUMNS), ignore_index=True
+    )
     assert len(chunks) == -(-len(expected) // 100) and all(len(chunk) <= 100 for chunk in chunks)
     actual = pd.concat(chunks, ignore_index=True)
     # the driver's own types differ (e.g. NULL integers); collect's coerce_types makes them equal
-    for name in SOURCE_COLUMNS:
+    for name in SOURCE_TABLE_COLUMNS:
         assert actual[name].astype(str).tolist() == expected[name].astype(str).tolist(), name
 
 
