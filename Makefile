@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
-EXTRAS := dev,s3,serve,report
+EXTRAS := dev,s3,serve,report,distributed
 # uv installs the ~180 pinned packages in seconds where pip takes minutes. It compiles their bytecode
 # at install time (--compile-bytecode): with PYTHONDONTWRITEBYTECODE set, as on CI, every dvc and
 # stage process would otherwise compile its imports from source, and the tests take twice as long.
