@@ -1,4 +1,7 @@
-"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file."""
+"""Stage predict: score a CSV or Parquet file of listings in chunks; unscorable rows go to a rejects file.
+
+With --scheduler, score a data set of files on a Dask cluster instead (docs/distributed.md).
+"""
 
 from __future__ import annotations
 
@@ -39,10 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--input", required=True, help="listings .csv or .parquet file; - reads CSV from stdin"
     )
-    parser.add_argument("--output", type=Path, required=True, help="scored rows, .csv or .parquet")
-    parser.add_argument(
-        "--rejects", type=Path, help="rejected rows, .csv or .parquet (default: <output>.rejects.csv)"
-    )
+    parser.add_argument("--output", required=True, help="scored rows, .csv or .parquet")
+    parser.add_argument("--rejects", help="rejected rows, .csv or .parquet (default: <output>.rejects.csv)")
     parser.add_argument(
         "--max-reject-rate",
         type=share,
@@ -53,10 +54,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lock", type=Path, default=DVC_LOCK, help="dvc.lock to check the model's md5 against"
     )
+    parser.add_argument(
+        "--scheduler",
+        type=scheduler,
+        help="Dask scheduler (tcp://host:8786) or local[:N]: --input is then a directory, glob or file"
+        " (local or s3://), --output and --rejects data set directories (default: <output>.rejects)",
+    )
     args = parser.parse_args(argv)
-    if args.rejects is None:
-        args.rejects = args.output.with_name(f"{args.output.stem}.rejects.csv")
+    if args.scheduler:  # data set directories, maybe on S3: paths stay text
+        args.rejects = args.rejects or rejects_dataset(args.output)
+        return args
+    args.output = Path(args.output)
+    args.rejects = (
+        Path(args.rejects) if args.rejects else args.output.with_name(f"{args.output.stem}.rejects.csv")
+    )
     return args
+
+
+def rejects_dataset(output: str) -> str:
+    """The rejects data set beside ``output``: out → out.rejects, out.parquet → out.rejects.parquet."""
+    head, dot, suffix = output.rstrip("/").rpartition(".")
+    if not dot or "/" in suffix:
+        return f"{output.rstrip('/')}.rejects"
+    return f"{head}.rejects.{suffix}"
+
+
+def scheduler(text: str) -> str | None:
+    """An argparse type: a Dask scheduler; None for empty or None/null (what dvc.yaml pastes for null)."""
+    return None if text.strip().lower() in ("", "none", "null") else text.strip()
 
 
 def share(text: str) -> float:
@@ -114,10 +139,26 @@ def predict(args: argparse.Namespace) -> None:
     logger.info("wrote {} and {}", args.output, args.rejects)
 
 
+def predict_on_cluster(args: argparse.Namespace) -> None:
+    """Score the data set on the Dask cluster ``args.scheduler`` (Dask is imported only here)."""
+    from rentprice.distributed import score_dataset
+
+    score_dataset(
+        args.model,
+        args.input,
+        args.output,
+        args.rejects,
+        args.scheduler,
+        args.max_reject_rate,
+        args.chunk_rows,
+        lock=args.lock,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python stages/predict.py`."""
     args = parse_args(argv)
-    return run_stage("predict", lambda: predict(args))
+    return run_stage("predict", lambda: (predict_on_cluster if args.scheduler else predict)(args))
 
 
 if __name__ == "__main__":
