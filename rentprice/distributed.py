@@ -15,8 +15,8 @@ stage are written as they are (pass-through columns keep their exact types, no p
 trip); and a part knows the file and first row of its rows. Dask does the scheduling, data
 placement, retries when a worker dies, and the dashboard.
 
-The model file's bytes are scattered to every worker once; a worker checks their md5 against the
-one the client verified (the md5 in dvc.lock when it lists the model) before unpickling them, and
+The model file's bytes go to every worker once, in a worker plugin; a worker checks their md5 against
+the one the client verified (the md5 in dvc.lock when it lists the model) before unpickling them, and
 keeps the loaded model for every later part. Workers never read a model path of their own.
 """
 
@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 from fsspec.implementations.local import LocalFileSystem
@@ -185,9 +185,9 @@ def score_dataset(
             facts.update(files=len(files), parts=len(parts), rows=sum(known) if known else "unknown")
         for prefix in (outputs.scored, outputs.rejects):
             out_fs.makedirs(prefix, exist_ok=True)
-        model = client.scatter(model_bytes, broadcast=True)
-        shared = dict(fs=in_fs, model=model, md5=model_md5, passthrough=passthrough, schemas=schemas)
-        totals = run_parts(client, parts, shared | dict(outputs=outputs, chunk_rows=chunk_rows))
+        with shipped_model(client, model_bytes, model_md5):
+            shared = dict(fs=in_fs, md5=model_md5, passthrough=passthrough, schemas=schemas)
+            totals = run_parts(client, parts, shared | dict(outputs=outputs, chunk_rows=chunk_rows))
         if totals.rows == 0:
             raise DataError(f"{dataset}: empty data set ({len(files)} file(s), no rows)")
         check_reject_rate(dataset, totals.rows, totals.rejected_fields, max_reject_rate)
@@ -261,8 +261,7 @@ def connect(scheduler: str) -> Iterator[Client]:
     log. An unreachable scheduler (after Dask's ``distributed.comm.timeouts.connect``) or one with no
     worker after WORKERS_TIMEOUT_S is a ClusterError.
     """
-    _forward_dask_logs()
-    with _client(scheduler) as client:
+    with _dask_logs_to_loguru(), _client(scheduler) as client:
         link = client.dashboard_link if "dashboard" in client.scheduler_info().get("services", {}) else None
         logger.info(
             "Dask scheduler {} with {} worker(s); dashboard: {}",
@@ -317,17 +316,26 @@ def local_workers(scheduler: str) -> int | None:
     return int(count)
 
 
-def _forward_dask_logs() -> None:
-    """Send Dask's own log records (workers lost, restarted, retried) to loguru as warnings or debug."""
+@contextmanager
+def _dask_logs_to_loguru() -> Iterator[None]:
+    """While the block runs, send Dask's log records (workers lost, restarted) to loguru.
+
+    Warnings and errors become loguru warnings, the rest debug lines (in the log file only): the
+    run's own verdict is the one ERROR line, and Dask recovers from most of what it reports.
+    """
 
     class ToLoguru(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             level = "WARNING" if record.levelno >= logging.WARNING else "DEBUG"
-            logger.opt(depth=6).log(level, "dask: {}", _first_line(record.getMessage()))
+            logger.log(level, "dask: {}", _first_line(record.getMessage()))
 
     dask_logger = logging.getLogger("distributed")
-    dask_logger.handlers = [ToLoguru()]
-    dask_logger.propagate = False
+    saved = dask_logger.handlers, dask_logger.propagate
+    dask_logger.handlers, dask_logger.propagate = [ToLoguru()], False
+    try:
+        yield
+    finally:
+        dask_logger.handlers, dask_logger.propagate = saved
 
 
 def list_files(dataset: str) -> tuple[list[DataFile], Any]:
@@ -461,9 +469,12 @@ def commit(fs, temporary: str, final: str) -> None:
         if fs.exists(old):
             fs.rm(old, recursive=True)
     else:
+        fs.invalidate_cache()
         if fs.exists(final):
             fs.rm(final, recursive=True)
-        fs.mv(temporary, final, recursive=True)
+        for key in fs.find(temporary):
+            fs.copy(key, f"{final}{key[len(temporary) :]}")
+        fs.rm(temporary, recursive=True)
         fs.invalidate_cache()
     fs.touch(f"{final}/{SUCCESS_MARKER}")
 
@@ -523,7 +534,6 @@ def inspect_file(file: DataFile, fs) -> FileLayout:
 def score_part(
     part: Part,
     fs,
-    model: bytes,
     md5: str,
     passthrough: list[str],
     schemas: tuple[pa.Schema, pa.Schema, pa.Schema, pa.Schema],
@@ -534,7 +544,7 @@ def score_part(
 
     Run again after a worker died, it writes the same two files over whatever the first try left.
     """
-    bundle = worker_model(model, md5)
+    bundle = worker_model(md5)
     name = f"part-{part.number:06d}"
     rows, scored, rejected_fields, recovered = 0, 0, Counter(), Counter()
     with (
@@ -599,12 +609,47 @@ def part_writer(fs, path: str, schema: pa.Schema) -> Iterator:
         raise DataError(f"{path}: cannot write ({_first_line(error)})") from None
 
 
+@contextmanager
+def shipped_model(client: Client, data: bytes, md5: str) -> Iterator[None]:
+    """Give every worker, present or joining later, the model file's bytes while the block runs.
+
+    A worker plugin, not ``client.scatter``: Dask hands a plugin to each worker that starts,
+    including one that replaces a worker that died, whereas scattered data dies with the workers
+    that hold it. Unregistering it drops the bytes and the loaded model from the workers again.
+    """
+    plugin = ModelBytes(data, md5)
+    client.register_plugin(plugin)
+    try:
+        yield
+    finally:
+        with suppress(Exception):  # the workers may be gone; the plugin goes with them
+            client.unregister_worker_plugin(plugin.name)
+
+
+class ModelBytes(WorkerPlugin):
+    """A worker plugin holding a model file's bytes and the md5 they must have."""
+
+    def __init__(self, data: bytes, md5: str) -> None:
+        self.data, self.md5 = data, md5
+        self.name = f"rentprice-model-{md5}"
+
+    def setup(self, worker) -> None:
+        """Keep the bytes in the worker process for ``worker_model``."""
+        _SHIPPED[self.md5] = self.data
+
+    def teardown(self, worker) -> None:
+        """Forget the bytes and the model loaded from them."""
+        _SHIPPED.pop(self.md5, None)
+        _MODELS.pop(self.md5, None)
+
+
+_SHIPPED: dict[str, bytes] = {}
 _MODELS: dict[str, dict] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def worker_model(data: bytes, md5: str) -> dict:
-    """The model in ``data``, loaded once per worker process after its md5 matches ``md5``.
+def worker_model(md5: str) -> dict:
+    """The model shipped with ``md5``, loaded once per worker process after its bytes' md5 matches.
 
     ``load_model`` reads a path: the checked bytes go to a private temporary file first. The forest
     predicts on one thread here: Dask runs one task per worker thread, and the forest's own threads
@@ -612,6 +657,9 @@ def worker_model(data: bytes, md5: str) -> dict:
     """
     with _MODELS_LOCK:
         if md5 not in _MODELS:
+            data = _SHIPPED.get(md5)
+            if data is None:
+                raise ModelError(f"this worker did not receive the model with md5 {md5}")
             if hashlib.md5(data).hexdigest() != md5:
                 raise ModelError(
                     f"the model bytes this worker received do not have md5 {md5}; not loading them"
