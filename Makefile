@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
-EXTRAS := pipeline,serve,s3,postgres,report,dev
+EXTRAS := pipeline,serve,s3,postgres,distributed,report,dev
 # uv installs the ~180 pinned packages in seconds where pip takes minutes. It compiles their bytecode
 # at install time (--compile-bytecode): with PYTHONDONTWRITEBYTECODE set, as on CI, every dvc and
 # stage process would otherwise compile its imports from source, and the tests take twice as long.

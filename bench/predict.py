@@ -18,6 +18,13 @@ then reports in one run:
 Resampled rows repeat (about 196,000 distinct rows in 1M); ``--distinct`` keeps the area unrounded
 so that no two rows are alike. Exits 1 when a target is missed. Run from the repository root:
 ``make bench``, or ``python bench/predict.py --distinct``.
+
+With ``--scheduler local:1,local:2`` it measures scoring on Dask LocalClusters instead
+(docs/distributed.md): a data set of ``--files`` Parquet files holding ``--rows`` rows in all, scored
+by ``rentprice.distributed.score_dataset`` on each cluster (rows/s, and the ratio of the last
+cluster's to the first's: the scaling), by the streaming script on the same rows in one file in the
+same run, and each worker's peak RSS on ``--rows`` and on ``--memory-rows`` rows (2 x by default):
+memory per worker must not grow with the data set.
 """
 
 from __future__ import annotations
@@ -75,8 +82,13 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="keep the jittered area unrounded, so no two rows are alike",
     )
+    parser.add_argument(
+        "--scheduler",
+        help="local:N clusters to compare, comma-separated (local:1,local:2), instead of the file benchmark",
+    )
+    parser.add_argument("--files", type=int, default=8, help="files of the data set for --scheduler")
     args = parser.parse_args()
-    args.memory_rows = args.memory_rows or 10 * args.rows
+    args.memory_rows = args.memory_rows or (2 if args.scheduler else 10) * args.rows
     return args
 
 
@@ -199,6 +211,8 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)
     os.chdir(REPO_ROOT)
     listings = pd.read_parquet(args.listings)
+    if args.scheduler:
+        return cluster_benchmark(args, listings)
     model = load_model(args.model)
     pipeline = model["pipeline"]
 
@@ -266,6 +280,112 @@ def main() -> int:
     )
     if growth > FLAT_FACTOR:
         missed.append(f"peak RSS grows {growth:.2f}x from {args.rows:,} to {args.memory_rows:,} rows")
+    for line in missed:
+        print(f"MISSED: {line}")
+    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
+    return 1 if missed else 0
+
+
+#: local:2 must score at least this many times the rows/s of local:1 (issue 16, on 2 cores).
+TARGET_SCALING = 1.7
+
+
+def write_dataset(listings: pd.DataFrame, args: argparse.Namespace, rows: int, directory: Path) -> Path:
+    """``rows`` synthetic listings as ``args.files`` Parquet files in ``directory`` and as one file."""
+    directory.mkdir()
+    single = directory.with_suffix(".parquet")
+    per_file = -(-rows // args.files)
+    writer = None
+    for number in range(args.files):
+        size = min(per_file, rows - number * per_file)
+        if size <= 0:
+            break
+        path = directory / f"part-{number:03d}.parquet"
+        write_synthetic(listings, size, args.seed + number, args.distinct, path)
+        table = pq.read_table(path)
+        writer = writer or pq.ParquetWriter(single, table.schema)
+        writer.write_table(table, row_group_size=WRITE_ROWS)
+    writer.close()
+    return single
+
+
+def cluster_run(scheduler: str, model: Path, dataset: Path, rows: int, work: Path) -> tuple[Run, list[float]]:
+    """``score_dataset`` on a new LocalCluster: wall time (start-up excluded), workers' peak RSS (MiB)."""
+    from distributed import Client, LocalCluster
+
+    from rentprice.distributed import local_workers, score_dataset
+
+    workers = local_workers(scheduler)
+    if workers is None:
+        sys.exit(f"--scheduler {scheduler}: the benchmark starts its own clusters; give local:N")
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(workers)
+        started = perf_counter()
+        score_dataset(
+            model, str(dataset), str(work / "out"), str(work / "out.rejects"), cluster.scheduler_address
+        )
+        wall = perf_counter() - started
+        peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return Run(rows, wall, float("nan")), sorted(peaks.values())
+
+
+def cluster_benchmark(args: argparse.Namespace, listings: pd.DataFrame) -> int:
+    """Rows/s per LocalCluster and of the streaming script on the same rows; peak RSS per worker."""
+    from rentprice.logs import setup_logging
+
+    schedulers = [name.strip() for name in args.scheduler.split(",") if name.strip()]
+    setup_logging("bench-predict")
+    missed = []
+    with tempfile.TemporaryDirectory(prefix="rentprice-bench-") as directory:
+        work = Path(directory)
+        started = perf_counter()
+        single = write_dataset(listings, args, args.rows, work / "listings")
+        write_dataset(listings, args, args.memory_rows, work / "listings-large")
+        print(
+            f"wrote {args.rows:,} and {args.memory_rows:,} rows in {args.files} files each"
+            f" ({perf_counter() - started:.0f}s)"
+        )
+        streaming, streaming_rss = run_script(args.model, single, args.rows, work / "scored.parquet")
+        runs = {
+            name: cluster_run(name, args.model, work / "listings", args.rows, work) for name in schedulers
+        }
+        large, large_peaks = cluster_run(
+            schedulers[-1], args.model, work / "listings-large", args.memory_rows, work
+        )
+    print(
+        f"\n{args.rows:,} rows in {args.files} Parquet files; the streaming script's time includes its"
+        " start-up (imports, model load), the clusters' excludes their start-up (a few seconds)"
+    )
+    print(f"{'scorer':<28} {'seconds':>8} {'rows/s':>9} {'vs streaming':>12} {'peak RSS per worker':>22}")
+    print(
+        f"{'streaming script, 1 file':<28} {streaming.wall:>8.1f} {streaming.speed():>9,.0f} {1:>12.2f}"
+        f" {streaming_rss:>18.0f} MiB"
+    )
+    for name, (run, peaks) in runs.items():
+        print(
+            f"{name:<28} {run.wall:>8.1f} {run.speed():>9,.0f} {run.speed() / streaming.speed():>12.2f}"
+            f" {', '.join(f'{peak:.0f}' for peak in peaks):>18} MiB"
+        )
+    first, last = runs[schedulers[0]][0], runs[schedulers[-1]][0]
+    scaling = last.speed() / first.speed()
+    print(f"scaling {schedulers[-1]} / {schedulers[0]}: {scaling:.2f}x (target {TARGET_SCALING}x)")
+    if schedulers[0] == "local:1" and schedulers[-1] == "local:2" and scaling < TARGET_SCALING:
+        missed.append(f"scaling {scaling:.2f}x (target {TARGET_SCALING}x)")
+    growth = max(large_peaks) / max(runs[schedulers[-1]][1])
+    print(
+        f"{schedulers[-1]} on {args.memory_rows:,} rows: {large.speed():,.0f} rows/s, peak RSS per worker"
+        f" {', '.join(f'{peak:.0f}' for peak in large_peaks)} MiB: {growth:.2f}x its peak on {args.rows:,}"
+        f" (flat if <= {FLAT_FACTOR})"
+    )
+    if growth > FLAT_FACTOR:
+        missed.append(
+            f"peak RSS per worker grows {growth:.2f}x from {args.rows:,} to {args.memory_rows:,} rows"
+        )
     for line in missed:
         print(f"MISSED: {line}")
     print("all targets met" if not missed else f"{len(missed)} target(s) missed")

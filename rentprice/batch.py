@@ -199,9 +199,9 @@ def count_rows(source: str) -> int | None:
 
 
 def output_schemas(
-    first: pa.Table, source: str, outputs: tuple[Path, Path]
+    first: pa.Table, source: str, outputs: tuple[Path, ...] = ()
 ) -> tuple[list[str], pa.Schema, pa.Schema]:
-    """Pass-through columns, scored and rejects schemas.
+    """Pass-through columns, scored and rejects schemas (``outputs``: the files they go to).
 
     Every input column the model does not read is passed through, except the rent (the target):
     the output's rent is the predicted one. A missing listing column, one

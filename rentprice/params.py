@@ -173,6 +173,9 @@ class Predict(Group):
         description="listings file to score (.csv or .parquet; any path)",
     )
     max_reject_rate: Share = Field(description="fail, writing nothing, above this share of rejected rows")
+    scheduler: Annotated[str, Field(pattern=r"^(local(:[1-9][0-9]*)?|tcp://\S+)$")] | None = Field(
+        description="Dask scheduler (tcp://host:8786) or local[:N] workers; null scores here, streaming"
+    )
 
 
 class Drift(Group):

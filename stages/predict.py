@@ -2,8 +2,9 @@
 
 Beside the output it writes a drift summary of the scored listings against the training data
 (docs/drift.md). Without ``--input`` it scores params ``predict.input`` with
-``predict.max_reject_rate`` and the ``drift`` thresholds (read here, validated, not pasted into
-the dvc.yaml command, so any path works: spaces, quotes, ``$``).
+``predict.max_reject_rate``, ``predict.scheduler`` and the ``drift`` thresholds (read here,
+validated, not pasted into the dvc.yaml command, so any path works: spaces, quotes, ``$``).
+With a scheduler it scores a data set of files on a Dask cluster instead (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -39,10 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--params", type=Path, default=Path("params.yaml"), help="params file for the defaults"
     )
-    parser.add_argument("--output", type=Path, required=True, help="scored rows, .csv or .parquet")
-    parser.add_argument(
-        "--rejects", type=Path, help="rejected rows, .csv or .parquet (default: <output>.rejects.csv)"
-    )
+    parser.add_argument("--output", required=True, help="scored rows, .csv or .parquet")
+    parser.add_argument("--rejects", help="rejected rows, .csv or .parquet (default: <output>.rejects.csv)")
     parser.add_argument(
         "--max-reject-rate",
         type=share,
@@ -63,12 +62,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             type=kind,
             help=f"drift {name} (default {value}; without --input, params drift.{name})",
         )
-    args = parser.parse_args(argv)
-    if args.rejects is None:
-        args.rejects = default_rejects(args.output)
-    if args.drift is None:
-        args.drift = args.output.with_name(f"{args.output.name}.drift.json")
-    return args
+    parser.add_argument(
+        "--scheduler",
+        type=scheduler,
+        help="Dask scheduler (tcp://host:8786) or local[:N]: --input is then a directory, glob or file"
+        " (local or s3://), --output and --rejects data set directories (default: <output>.rejects)",
+    )
+    return parser.parse_args(argv)
+
+
+def rejects_dataset(output: str) -> str:
+    """The rejects data set beside ``output``: out → out.rejects, out.parquet → out.rejects.parquet."""
+    head, dot, suffix = output.rstrip("/").rpartition(".")
+    if not dot or "/" in suffix:
+        return f"{output.rstrip('/')}.rejects"
+    return f"{head}.rejects.{suffix}"
+
+
+def scheduler(text: str) -> str | None:
+    """An argparse type: a Dask scheduler; None for empty or None/null (what dvc.yaml pastes for null)."""
+    return None if text.strip().lower() in ("", "none", "null") else text.strip()
 
 
 def share(text: str) -> float:
@@ -87,16 +100,29 @@ def positive(text: str) -> int:
     return value
 
 
-def predict(args: argparse.Namespace) -> None:
-    """Score the input in chunks into the output and rejects files, or fail writing neither."""
+def run(args: argparse.Namespace) -> None:
+    """Fill the defaults (from params without ``--input``), then score here or on the cluster."""
     defaults = {"max_reject_rate": DEFAULT_MAX_REJECT_RATE, **DEFAULT_THRESHOLDS}
     if args.input is None:
         params = load_params(args.params)
         args.input = params.predict.input
+        args.scheduler = args.scheduler or params.predict.scheduler
         defaults = {"max_reject_rate": params.predict.max_reject_rate, **params.drift.model_dump()}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.scheduler:  # data set directories, maybe on S3: paths stay text
+        args.rejects = args.rejects or rejects_dataset(args.output)
+        predict_on_cluster(args)
+        return
+    args.output = Path(args.output)
+    args.rejects = Path(args.rejects) if args.rejects else default_rejects(args.output)
+    args.drift = args.drift or args.output.with_name(f"{args.output.name}.drift.json")
+    predict(args)
+
+
+def predict(args: argparse.Namespace) -> None:
+    """Score the input in chunks into the output and rejects files, or fail writing neither."""
     bar = tqdm(
         total=count_rows(args.input),
         unit="rows",
@@ -136,10 +162,28 @@ def predict(args: argparse.Namespace) -> None:
     logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
 
 
+def predict_on_cluster(args: argparse.Namespace) -> None:
+    """Score the data set on the Dask cluster ``args.scheduler`` (Dask is imported only here)."""
+    from rentprice.distributed import score_dataset
+
+    score_dataset(
+        args.model,
+        args.input,
+        args.output,
+        args.rejects,
+        args.scheduler,
+        args.max_reject_rate,
+        args.chunk_rows,
+        lock=args.lock,
+    )
+    if args.drift is not None:  # the stage's metric: say plainly that a cluster run does not measure it
+        write_json({"verdict": "not measured: scored on a Dask cluster"}, args.drift)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python stages/predict.py`."""
     args = parse_args(argv)
-    return run_stage("predict", lambda: predict(args))
+    return run_stage("predict", lambda: (predict_on_cluster if args.scheduler else predict)(args))
 
 
 if __name__ == "__main__":
