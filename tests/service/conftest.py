@@ -12,7 +12,7 @@ from rentprice.dataset import clean_listings
 from rentprice.io import read_sql_table
 from rentprice.model import build_model, calibrate_range, fit_model, save_model
 from rentprice.params import load_params
-from rentprice.schema import FEATURE_COLUMNS, SOURCE_TABLE_COLUMNS, TARGET
+from rentprice.schema import SOURCE_COLUMNS, SOURCE_TABLE_COLUMNS, TARGET
 from rentprice.scoring import RANGES, trained_ranges
 from rentprice.service.app import create_app
 from rentprice.service.config import ServiceConfig
@@ -40,7 +40,7 @@ TOKEN = "correct horse battery staple"
 MAX_LISTINGS = 10
 MAX_REQUEST_BYTES = 20_000
 #: A listing as a client sends it: the listing fields without the rent.
-LISTING = {name: VALID_LISTING[name] for name in FEATURE_COLUMNS}
+LISTING = {name: VALID_LISTING[name] for name in SOURCE_COLUMNS if name != TARGET}
 
 
 @pytest.fixture(scope="session")
