@@ -13,7 +13,16 @@ from rentprice.params import FeatureGroups, Params, load_params, markdown, valid
 from tests.conftest import REPO_ROOT, tool_env
 
 COMMITTED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-DROP = object()
+
+
+class _Drop:
+    """The value of a key to remove; its repr keeps test ids equal across pytest-xdist workers."""
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+DROP = _Drop()
 
 
 def changed(key: str, value) -> dict:
