@@ -158,7 +158,9 @@ def score_dataset(
     """
     files, in_fs = list_files(dataset)
     out_fs, output_path = fsspec.core.url_to_fs(str(output))
-    rejects_path = fsspec.core.url_to_fs(str(rejects))[1]
+    rejects_fs, rejects_path = fsspec.core.url_to_fs(str(rejects))
+    if rejects_fs.protocol != out_fs.protocol or rejects_path.rstrip("/") == output_path.rstrip("/"):
+        raise DataError(f"{rejects}: rejects must be another path on the same storage as {output}")
     for name in (output, rejects):
         if _is_inside(name, dataset):
             raise DataError(f"{name}: output must not be inside the input data set {dataset}")
@@ -414,8 +416,8 @@ def dataset_schemas(files: list[DataFile], layouts: list[FileLayout]) -> tuple[l
             first = (file, passthrough, kept, scored, rejects)
         elif kept != first[2]:
             raise DataError(
-                f"{file.shown}: {_schema_difference(kept, first[2])} (mixed schemas in the data set)"
-                f" than {first[0].shown}"
+                f"{file.shown}: {_schema_difference(kept, first[2])} than {first[0].shown}"
+                " (mixed schemas in the data set)"
             )
     _, passthrough, _, scored, rejects = first
     source = pa.field(SOURCE_FILE, pa.string())

@@ -99,7 +99,7 @@ def workdir(tmp_path, monkeypatch):
 
 def listing_file(name: str, rows: int, bad: dict) -> pd.DataFrame:
     """Listings with an id first and a note last, bad values at the rows in ``bad``."""
-    frame = listings(*({"area": 40.0 + 5 * i, **bad.get(i, {})} for i in range(rows)))
+    frame = listings(*({"area": 40.0 + 5 * i, **bad.get(i, {})} for i in range(max(rows, 1)))).iloc[:rows]
     frame.insert(0, "listing_id", [f"{name[0]}{i}" for i in range(rows)])
     frame["note"] = [f"note {i}" if i % 2 else None for i in range(rows)]
     return frame.astype({"area": "str"})
@@ -253,16 +253,18 @@ def kill_one_worker_mid_part(client) -> int:
     return pid
 
 
-def test_a_worker_killed_mid_run_is_replaced_and_the_job_finishes_correctly(
-    stage, model_file, client, workdir
-):
+def test_a_worker_killed_mid_run_is_replaced_and_the_job_finishes_correctly(stage, model_file, workdir):
     write_dataset(workdir / "parts")
-    address = client.scheduler.address
-    assert run(stage, model_file, "parts", "expected", "--scheduler", address, "--chunk-rows", "2") == 0
-    killed = kill_one_worker_mid_part(client)
-    assert run(stage, model_file, "parts", "out", "--scheduler", address, "--chunk-rows", "2") == 0
-    client.wait_for_workers(2)
-    assert killed not in client.run(os.getpid).values()  # it died, and the nanny started another
+    # a cluster of its own: the module's keeps both its workers for the other tests
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        address = cluster.scheduler_address
+        assert run(stage, model_file, "parts", "expected", "--scheduler", address, "--chunk-rows", "2") == 0
+        killed = kill_one_worker_mid_part(client)
+        assert run(stage, model_file, "parts", "out", "--scheduler", address, "--chunk-rows", "2") == 0
+        assert killed not in client.run(os.getpid).values()  # it died during the run
     pd.testing.assert_frame_equal(read_dataset(workdir / "out"), read_dataset(workdir / "expected"))
     pd.testing.assert_frame_equal(
         read_dataset(workdir / "out.rejects"), read_dataset(workdir / "expected.rejects")
@@ -314,9 +316,14 @@ def mixed_types(workdir):
         ),
         (lambda workdir: None, (), "parts: no such file or directory"),
         (
+            lambda workdir: write_dataset(workdir / "parts"),
+            ("--rejects", "out"),
+            "out: rejects must be another path on the same storage as out",
+        ),
+        (
             mixed_types,
             (),
-            "parts/b.parquet: other column types (listing_id int64 not string)",
+            "parts/b.parquet: other column types (listing_id int64 not large_string) than parts/a.parquet",
         ),
         (
             lambda workdir: [
