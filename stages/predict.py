@@ -183,7 +183,7 @@ def predict_on_cluster(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python stages/predict.py`."""
     args = parse_args(argv)
-    return run_stage("predict", lambda: (predict_on_cluster if args.scheduler else predict)(args))
+    return run_stage("predict", lambda: run(args))
 
 
 if __name__ == "__main__":
