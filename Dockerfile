@@ -1,4 +1,4 @@
-# The prediction service (README, Container image): gunicorn serving the pipeline's model.
+# The prediction service (docs/container.md): gunicorn serving the pipeline's model.
 # `make image` builds it after making sure models/model.joblib is up to date; by hand, with the
 # model in place: docker build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt -t rentprice .
 # (the secret is optional: pip trusts that CA bundle while installing, and it never lands in a layer).

@@ -113,7 +113,7 @@ bench-serve:
 	python bench/serve.py
 
 .PHONY: image image-smoke
-# The service's container image (README, Container image). CONTAINER_ENGINE=docker|podman picks the
+# The service's container image (docs/container.md). CONTAINER_ENGINE=docker|podman picks the
 # engine (default: docker when its daemon answers, else podman).
 IMAGE ?= rentprice:latest
 ## image: build the service's container image IMAGE, after `dvc repro evaluate` brings the model and its metrics up to date

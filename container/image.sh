@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build or smoke-test the service's container image with Docker or Podman (README, Container image).
+# Build or smoke-test the service's container image with Docker or Podman (docs/container.md).
 # usage: bash container/image.sh build IMAGE   (make image: the model must be up to date first)
 #        bash container/image.sh smoke IMAGE   (make image-smoke)
 # CONTAINER_ENGINE picks docker or podman (default: docker when its daemon answers, else podman);
@@ -22,7 +22,7 @@ if [[ -z $engine ]]; then
     elif command -v podman > /dev/null; then
         engine=podman
     else
-        echo "image: neither a Docker daemon nor Podman answers: install one (README, Container image)" >&2
+        echo "image: neither a Docker daemon nor Podman answers: install one (docs/container.md)" >&2
         exit 2
     fi
 fi

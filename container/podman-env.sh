@@ -1,5 +1,5 @@
 # Source me: rootful Podman configured for this project's machines, where it needs three adjustments
-# (README, Container image). `source container/podman-env.sh [DIR]` writes DIR/containers.conf and
+# (docs/container.md). `source container/podman-env.sh [DIR]` writes DIR/containers.conf and
 # DIR/storage.conf (images and containers under DIR/storage), exports CONTAINERS_CONF,
 # CONTAINERS_STORAGE_CONF and CONTAINER_ENGINE=podman, and prints the DIR. DIR defaults to
 # ${TMPDIR:-/tmp}/rentprice-podman; `bash container/podman-clean.sh DIR` removes it again.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI: build the prediction service's image with rootful Podman and smoke-test it (README, Container image).
+# CI: build the prediction service's image with rootful Podman and smoke-test it (docs/container.md).
 # Installs podman, runc and debootstrap with apt when missing, configures Podman in a temporary
 # directory (container/podman-env.sh), builds the base image from the machine's Debian mirror
 # (container/base-image.sh, no registry needed), then runs `make image` and `make image-smoke`.

@@ -13,7 +13,7 @@ from tests.integration.params_support import get_param, other_count, set_params
 
 pytestmark = pytest.mark.slow
 
-# The `dvc exp show` command for the README's Experiments section (docs/model.md: cv_mae ranks).
+# The `dvc exp show` command of docs/experiments.md (docs/model.md: cv_mae ranks).
 EXP_SHOW = [
     "dvc",
     "exp",

@@ -87,7 +87,7 @@ def test_round_trip_through_s3(pushed, s3, tmp_path):
     assert json.loads(run(["dvc", "status", "--cloud", "--json", "-r", "s3"], repo).stdout or "{}") == {}
 
     fresh = clone(repo, tmp_path / "clone")
-    for command in [  # the README's commands for a writable remote of one's own
+    for command in [  # docs/storage.md's commands for a writable remote of one's own
         ["dvc", "remote", "add", "--local", "-d", "mine", f"s3://{BUCKET}/rentprice"],
         ["dvc", "remote", "modify", "--local", "mine", "endpointurl", s3],
         ["dvc", "remote", "modify", "--local", "mine", "access_key_id", DUMMY_KEYS["access_key_id"]],
