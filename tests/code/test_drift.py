@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from rentprice.drift import (
+    DEFAULT_THRESHOLDS,
     NO_PROFILE,
     DriftMonitor,
     add_counts,
@@ -19,8 +20,9 @@ from rentprice.drift import (
     training_profile,
 )
 from rentprice.io import read_sql_table
-from rentprice.model import build_model, save_model
+from rentprice.model import build_model, calibrate_range, save_model
 from rentprice.schema import SOURCE_TABLE_COLUMNS, coerce_types
+from rentprice.scoring import RANGES, trained_ranges
 from tests.code.scoring_fixtures import TRAIN, training_rows
 from tests.code.test_predict_cli import load_stage
 from tests.conftest import REPO_ROOT, SOURCE_DB, listings
@@ -112,13 +114,13 @@ def test_counts_of_chunks_add_up_to_the_counts_of_the_batch(profile, source):
 
 
 def test_raw_text_values_bin_as_their_numbers_and_bad_ones_as_missing(profile):
-    typed = listings({"area": 80.0, "constraction_year": 1005.0}, {"area": None})
-    text = listings({"area": "80", "constraction_year": "1005"}, {"area": "12a"})
+    typed = listings({"area": 80.0, "construction_year": 1005.0}, {"area": None})
+    text = listings({"area": "80", "construction_year": "1005"}, {"area": "12a"})
     assert {k: v.tolist() for k, v in count_bins(text, profile).items()} == {
         k: v.tolist() for k, v in count_bins(typed, profile).items()
     }
     counts = count_bins(typed, profile)
-    assert counts["area"][-1] == 1 and counts["constraction_year"][-1] == 1  # 1005: implausible
+    assert counts["area"][-1] == 1 and counts["construction_year"][-1] == 1  # 1005: implausible
 
 
 def test_a_model_without_a_profile_says_so():
@@ -138,15 +140,22 @@ def test_summary_thresholds_come_from_the_arguments(profile, source):
 def test_predict_writes_the_summary_of_the_scored_rows_beside_its_output(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     frame = training_rows()
-    plausible = {"constraction_year": [1500, 2030]}
+    plausible = {"construction_year": [1500, 2030]}
     model = build_model(TRAIN, plausible).fit(frame, frame["rent"])
-    save_model(model, tmp_path / "model.joblib", {"drift_profile": training_profile(frame, plausible)})
-    batch = frame.assign(area=frame["area"] * 1.5)
+    metadata = {
+        "drift_profile": training_profile(frame, plausible),
+        "range": calibrate_range(frame["rent"], model.predict(frame), 0.8),
+        RANGES: trained_ranges(model, frame),
+    }
+    save_model(model, tmp_path / "model.joblib", metadata)
+    # the larger half of the training flats, twice: shifted, yet inside the ranges the model can judge
+    batch = pd.concat([frame.nlargest(15, "area")] * 2, ignore_index=True)
     batch.loc[0, "balcony"] = "maybe"  # rejected: not part of what is scored
     batch.to_csv(tmp_path / "in.csv", index=False)
     argv = ["--model", "model.joblib", "--input", "in.csv", "--output", "out.parquet", "--min-rows", "10"]
     assert load_stage().main(argv) == 0
-    summary = json.loads((tmp_path / "out.drift.json").read_text(encoding="utf-8"))
-    assert (summary["rows"], summary["verdict"], summary["max_psi_feature"]) == (29, "drift alert", "area")
+    summary = json.loads((tmp_path / "out.parquet.drift.json").read_text(encoding="utf-8"))
+    assert (summary["rows"], summary["verdict"]) == (29, "drift alert")
+    assert summary["features"]["area"]["psi"] >= DEFAULT_THRESHOLDS["psi_alert"]
     assert summary["features"]["balcony"]["psi"] == 0
     assert describe(summary) in capsys.readouterr().err

@@ -86,10 +86,10 @@ def test_sweep_prints_a_ranking_by_cv_mae_and_how_to_apply_the_best(swept):
     assert len(rows) == 2
     by_cv_mae = sorted(rows, key=lambda row: float(row[3]))
     assert rows == by_cv_mae
-    for position, (rank, name, iterations, cv_mae, cv_std, mae, r2, mape, baseline_mae) in enumerate(rows, 1):
+    for position, (rank, name, trees, cv_mae, cv_std, mae, r2, mape, baseline_mae) in enumerate(rows, 1):
         metrics = found[name]["metrics"]
         assert int(rank) == position
-        assert int(iterations) == found[name]["train"]["catboost"]["iterations"]
+        assert int(trees) == found[name]["train"]["n_estimators"]
         assert (float(cv_mae), float(cv_std), float(mae), float(r2), float(mape), float(baseline_mae)) == (
             metrics["cv_mae"],
             metrics["cv_mae_std"],
@@ -107,9 +107,9 @@ def test_readme_exp_show_lists_the_columns_that_matter(swept):
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header == [
         "Experiment",
+        "mae",
         "cv_mae",
         "cv_mae_std",
-        "mae",
         "baseline_mae",
         "train.model",
         "train.n_estimators",

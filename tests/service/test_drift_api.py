@@ -4,8 +4,9 @@ import pytest
 import yaml
 
 from rentprice.drift import NO_PROFILE, training_profile
-from rentprice.model import build_model, save_model
+from rentprice.model import build_model, calibrate_range, save_model
 from rentprice.schema import FEATURE_COLUMNS, TARGET
+from rentprice.scoring import RANGES, trained_ranges
 from rentprice.service.app import create_app
 from rentprice.service.drift import WINDOW_VARIABLE
 from tests.conftest import REPO_ROOT
@@ -19,7 +20,12 @@ PLAUSIBLE = PARAMS["prepare"]["plausible"]
 def profiled_model(tmp_path_factory, training_rows):
     path = tmp_path_factory.mktemp("drift-model") / "model.joblib"
     pipeline = build_model(TRAIN, PLAUSIBLE).fit(training_rows, training_rows[TARGET])
-    save_model(pipeline, path, {"drift_profile": training_profile(training_rows, PLAUSIBLE)})
+    metadata = {
+        "drift_profile": training_profile(training_rows, PLAUSIBLE),
+        "range": calibrate_range(training_rows[TARGET], pipeline.predict(training_rows), 0.8),
+        RANGES: trained_ranges(pipeline, training_rows),
+    }
+    save_model(pipeline, path, metadata)
     return path
 
 
@@ -37,10 +43,14 @@ def listings_of(frame):
     return [{name: row[name] for name in FEATURE_COLUMNS} for row in frame.to_dict("records")]
 
 
-def send(client, listings):
+def send(client, listings) -> int:
+    """Post the listings in requests of MAX_LISTINGS; the number that got a rent."""
+    scored = 0
     for start in range(0, len(listings), MAX_LISTINGS):
         response = client.post("/api/v1/predict", json=listings[start : start + MAX_LISTINGS])
         assert response.status_code in (200, 422)
+        scored += len(response.get_json()["predictions"])
+    return scored
 
 
 def test_drift_is_empty_before_any_listing_is_scored(app):
@@ -61,9 +71,10 @@ def test_shifted_listings_alert_and_rejected_ones_are_not_counted(app, training_
     shifted = training_rows.head(120).assign(area=training_rows["area"].head(120) * 1.5, zip="9999 ZZ")
     listings = listings_of(shifted)
     listings[0]["area"] = "big"  # rejected: not scored, not counted
-    send(client, listings)
+    scored = send(client, listings)
+    assert 100 <= scored <= 119, "the bad area and the areas beyond the trained range are rejected"
     body = client.get("/api/v1/model/drift").get_json()
-    assert (body["rows"], body["verdict"]) == (119, "drift alert")
+    assert (body["rows"], body["verdict"]) == (scored, "drift alert")
     assert body["features"]["district"]["unseen_share"] == 1.0
     assert body["features"]["area"]["psi"] >= 0.5
 
