@@ -21,7 +21,7 @@ from rentprice.io import file_md5
 from rentprice.service.config import DEFAULT_MAX_REQUEST_BYTES
 from rentprice.service.probe import HOST, call, free_port, wait_until_healthy
 from rentprice.service.security import SECURITY_HEADERS
-from rentprice.service.serve import nginx_binary
+from rentprice.service.serve import UPSTREAM_REQUESTS_PER_WORKER, nginx_binary
 from tests.conftest import tool_env
 from tests.service.conftest import LISTING, TOKEN
 
@@ -275,6 +275,36 @@ def test_through_the_proxy_limits_hold_and_every_response_is_secured(proxied):
 
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=30) == 0
+
+
+def busy_post(port: int, body: bytes) -> tuple[http.client.HTTPResponse, dict]:
+    """The answer to one predict request with ``body`` and its JSON."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=WAIT_SECONDS)
+    connection.request("POST", "/api/v1/predict", body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    return response, answer
+
+
+def test_past_capacity_every_answer_is_200_or_a_json_503_with_retry_after_never_a_502(proxied):
+    port, _ = proxied
+    limit = UPSTREAM_REQUESTS_PER_WORKER * WORKERS
+    bodies = [
+        json.dumps([{**LISTING, "area": 40 + (i * 7 + n) % 60} for i in range(BUSY_LISTINGS)]).encode()
+        for n in range(3 * limit)
+    ]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(lambda body: busy_post(port, body), bodies))
+    statuses = [response.status for response, _ in responses]
+    assert set(statuses) == {200, 503}, statuses
+    # nginx's own "busy" (past max_conns, or a worker that shed the request and closed the connection
+    # before reading its body), or the app's, which says how long the request waited for a worker
+    assert all("busy" in answer["error"] for response, answer in responses if response.status == 503)
+    for response, _ in responses:
+        if response.status == 503:
+            assert response.headers["Retry-After"] == "1"
+            assert_secured(response)
 
 
 def test_settings_and_the_gunicorn_master_config_import_without_the_app():
