@@ -1,10 +1,14 @@
 """rentprice: domain code shared by the DVC stages that predict Amsterdam apartment rents.
 
-A process that DVC runs as a stage command (DVC sets ``DVC_STAGE``) asks Linux, as its first act on
-importing the package and before the seconds its heavy imports take, for SIGTERM when its parent
-dies (``prctl(PR_SET_PDEATHSIG)``): a stage whose `dvc repro` is killed then stops instead of
-running on alone and writing its outputs later. ``rentprice.logs.run_stage`` turns that SIGTERM into
-SystemExit, so temporary files are removed (docs/storage.md, Interrupted runs).
+A process that DVC runs as a stage command (DVC sets ``DVC_STAGE``) stops when its `dvc repro` is
+killed instead of running on alone and writing its outputs later. As its first act on importing
+the package, before the seconds its heavy imports take, it asks Linux for SIGTERM when its parent
+dies (``prctl(PR_SET_PDEATHSIG)``). DVC runs the command through ``$SHELL -c`` (``/bin/sh`` when
+``SHELL`` is unset, as in CI): bash and zsh replace themselves with the command, but dash keeps
+running as the parent, and a killed `dvc` leaves that shell alive. So when the parent is a shell, a
+daemon thread also watches the shell's parent and sends SIGTERM to this process once it is gone.
+``rentprice.logs.run_stage`` turns that SIGTERM into one log line and exit code 143, and temporary
+files are removed (docs/storage.md, Interrupted runs).
 """
 
 import os
@@ -15,8 +19,46 @@ __version__ = "0.1.0"
 #: linux/prctl.h
 PR_SET_PDEATHSIG = 1
 SIGTERM = 15
+#: Command names (``/proc/PID/comm``) of shells that DVC may run a stage command through.
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh"})
+WATCH_SECONDS = 0.5
+
+
+def parent_pid(pid: int) -> int:
+    """The parent's pid of process ``pid`` (field 4 of ``/proc/PID/stat``); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def stop_when_orphaned(shell: int, launcher: int) -> None:
+    """Send SIGTERM to this process once ``shell`` no longer has ``launcher`` (`dvc`) as its parent."""
+    import time
+
+    while parent_pid(shell) == launcher:
+        time.sleep(WATCH_SECONDS)
+    os.kill(os.getpid(), SIGTERM)
+
+
+def command_name(pid: int) -> str:
+    """The command name of process ``pid`` (``/proc/PID/comm``); empty once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return ""
+
 
 if sys.platform == "linux" and os.environ.get("DVC_STAGE"):
     import ctypes
 
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, SIGTERM)
+    if command_name(os.getppid()) in SHELLS:
+        import threading
+
+        shell = os.getppid()
+        threading.Thread(
+            target=stop_when_orphaned, args=(shell, parent_pid(shell)), name="stop-when-dvc-dies", daemon=True
+        ).start()

@@ -2,8 +2,9 @@
 
 DVC ignores SIGINT while a stage runs (Ctrl-C reaches the stage itself, as the whole foreground
 process group gets it) and dies on SIGTERM or SIGKILL without stopping the stage; the stage asks
-Linux for SIGTERM when its parent dies (rentprice/__init__.py) and removes its
-temporary files on SIGTERM.
+Linux for SIGTERM when its parent dies, and watches `dvc` itself when DVC ran it through a shell
+that stays its parent (dash, DVC's ``/bin/sh`` when ``SHELL`` is unset, as in CI)
+(rentprice/__init__.py). It removes its temporary files on SIGTERM.
 """
 
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from rentprice import command_name, parent_pid
 from rentprice.io import TEMP_DIR, file_md5
 from tests.conftest import run, tool_env
 from tests.integration.params_support import get_param, set_params
@@ -57,14 +59,15 @@ def wait_for(condition, what: str, seconds: float = 120):
 
 
 @pytest.mark.parametrize(
-    "stop",
+    ("stop", "shell"),
     [
-        "ctrl-c",  # SIGINT to the process group, as a terminal sends it
-        "sigterm",  # to dvc alone (e.g. `kill PID`, a CI timeout)
-        "sigkill",  # to dvc alone
+        ("ctrl-c", "/bin/bash"),  # SIGINT to the process group, as a terminal sends it
+        ("sigterm", "/bin/bash"),  # to dvc alone (e.g. `kill PID`, a CI timeout); bash execs the stage
+        ("sigterm", "/bin/dash"),  # dash stays the stage's parent
+        ("sigkill", "/bin/dash"),  # to dvc alone
     ],
 )
-def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, stop):
+def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, stop, shell):
     repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
     model = file_md5(repo / MODEL)
     # more trees than committed: a new model that takes long enough to interrupt
@@ -74,13 +77,15 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
         dvc = subprocess.Popen(
             ["dvc", "repro", "train"],
             cwd=repo,
-            env=tool_env(),
+            env=tool_env() | {"SHELL": shell},  # DVC runs stage commands with $SHELL -c
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
     try:
         pid = wait_for(lambda: stage_process(repo, "stages/train.py"), "the train stage to start")
+        if shell.endswith("dash"):  # the case the watcher exists for: a shell between dvc and the stage
+            assert command_name(parent_pid(pid)) == "dash"
         wait_for(lambda: handles_sigterm(pid), "the train stage to set up its signals")
         time.sleep(0.5)  # into the work
         if stop == "ctrl-c":
