@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from loguru import logger
+from tqdm import tqdm
 
 from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError
@@ -48,6 +50,8 @@ FORMATS = {".csv": "csv", ".parquet": "parquet"}
 #: Rows per chunk: enough that per-call overhead is negligible, few enough that memory stays well
 #: under 1 GiB (bench/predict.py measures both).
 CHUNK_ROWS = 100_000
+#: Seconds between progress lines in the log when no terminal shows a progress bar.
+PROGRESS_SECONDS = 30
 #: The default rejects file of output ``x.csv``: ``x.csv.rejects.csv``, which no other output's
 #: default can be (``x.parquet`` gets ``x.parquet.rejects.csv``).
 REJECTS_SUFFIX = ".rejects.csv"
@@ -56,9 +60,10 @@ SEPARATORS_HINTED = (";", "\t", "|")
 
 @dataclass
 class Summary:
-    """What ``score_file`` did: rows read, scored and rejected (per field), values treated as unknown.
+    """What scoring did: rows read, scored and rejected (per field), values treated as unknown.
 
-    ``drift``: the bin counts of the scored listings against the model's training profile.
+    ``drift``: the bin counts of the scored listings against the model's training profile. The
+    streaming loop ``count``s each chunk; a data set scored on a cluster ``merge``s each part's.
     """
 
     drift: DriftMonitor
@@ -72,6 +77,21 @@ class Summary:
     def rejected(self) -> int:
         """Rows written to the rejects file."""
         return self.rows - self.scored
+
+    def count(self, rows: int, scored: pa.Table, rejects: pa.Table, unknown: Mapping[str, int]) -> None:
+        """Add one chunk of ``rows`` rows: its ``score_chunk`` results."""
+        self.rows += rows
+        self.scored += scored.num_rows
+        self.rejected_by_field.update(rejects.column(FIELD).to_pylist())
+        self.treated_as_unknown.update(unknown)
+
+    def merge(self, part: Summary) -> None:
+        """Add the counts of another part of the same input (its drift counts included)."""
+        self.rows += part.rows
+        self.scored += part.scored
+        self.rejected_by_field.update(part.rejected_by_field)
+        self.treated_as_unknown.update(part.treated_as_unknown)
+        self.drift.merge(part.drift)
 
 
 def default_rejects(output: Path) -> Path:
@@ -368,6 +388,28 @@ def describe(counts: Counter) -> str:
     return ", ".join(f"{name}={count}" for name, count in counts.most_common() if count)
 
 
+@contextmanager
+def progress_reporter(total: int | None) -> Iterator[Callable[[int], None]]:
+    """A callback taking the rows just done, reporting the progress of a run.
+
+    On a terminal it draws a progress bar; otherwise it logs the rows so far and rows/s every
+    PROGRESS_SECONDS. ``total``: the rows expected, None when unknown.
+    """
+    started = last_report = perf_counter()
+    done = 0
+    with tqdm(total=total, unit="rows", disable=not sys.stderr.isatty()) as bar:
+
+        def report(rows: int) -> None:
+            nonlocal done, last_report
+            done += rows
+            bar.update(rows)
+            if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
+                last_report = perf_counter()
+                logger.info("progress: {} rows, {:.0f} rows/s", done, done / (last_report - started))
+
+        yield report
+
+
 def use_jemalloc() -> None:
     """Allocate Arrow (and pandas string) memory with jemalloc where pyarrow has it.
 
@@ -421,10 +463,7 @@ def score_file(
                 )
                 write_scored(scored)
                 write_rejects(rejected)
-                summary.rows += table.num_rows
-                summary.scored += scored.num_rows
-                summary.rejected_by_field.update(rejected.column(FIELD).to_pylist())
-                summary.treated_as_unknown.update(unknown)
+                summary.count(table.num_rows, scored, rejected, unknown)
                 if progress is not None:
                     progress(table.num_rows)
                 table = next(chunks, None)

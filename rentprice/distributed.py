@@ -26,13 +26,11 @@ import hashlib
 import logging
 import os
 import secrets
-import sys
 import tempfile
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -47,22 +45,23 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 from fsspec.implementations.local import LocalFileSystem
 from loguru import logger
-from tqdm import tqdm
 
 from rentprice.batch import (
     CHUNK_ROWS,
     FORMATS,
+    Summary,
     check_reject_rate,
-    describe,
     output_schemas,
+    progress_reporter,
     read_chunks,
     score_chunk,
     use_jemalloc,
 )
+from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError, ModelError, RentpriceError
 from rentprice.logs import step
 from rentprice.model import load_model
-from rentprice.scoring import DVC_LOCK, FIELD, load_scoring_model, locked_md5
+from rentprice.scoring import DVC_LOCK, load_scoring_model, locked_md5
 
 #: Column naming the input file of every output row (as the data set was named: a relative local
 #: path stays relative, an S3 key is a full ``s3://`` URL), beside ``row``, its 0-based row in that file.
@@ -74,7 +73,6 @@ PART_ROWS = 1_000_000
 LOCAL = "local"
 #: How long to wait for the first worker of a scheduler that has none (e.g. an autoscaling cluster).
 WORKERS_TIMEOUT_S = 120
-PROGRESS_SECONDS = 30
 #: Written last into each committed data set: on S3, where a move is a copy, it says the data set is
 #: complete. Readers (pyarrow, pandas, Dask, Spark) skip files whose name starts with ``_`` or ``.``.
 SUCCESS_MARKER = "_SUCCESS"
@@ -115,16 +113,6 @@ class Part:
 
 
 @dataclass(frozen=True)
-class PartResult:
-    """What a task scored: rows read and scored, rejected rows per field, recovered values per field."""
-
-    rows: int
-    scored: int
-    rejected_fields: Counter = field(default_factory=Counter)
-    recovered: Counter = field(default_factory=Counter)
-
-
-@dataclass(frozen=True)
 class Outputs:
     """Where a task writes: the filesystem, the two temporary prefixes and the two formats."""
 
@@ -148,13 +136,14 @@ def score_dataset(
     chunk_rows: int = CHUNK_ROWS,
     part_rows: int = PART_ROWS,
     lock: Path = DVC_LOCK,
-) -> None:
+) -> Summary:
     """Score every row of ``dataset`` on the Dask cluster ``scheduler`` into two data sets, or write nothing.
 
     ``output`` and ``rejects`` become directories of part files (Parquet, or CSV when the path ends
     in ``.csv``), local or on S3, replacing what was there only once every part is scored and at
     most ``max_reject_rate`` of all rows are rejected. Errors a user can cause are RentpriceErrors:
     DataError (input, output), ModelError (model file), ClusterError (scheduler, workers).
+    Returns the counts of every part, drift included, as streaming ``score_file`` does.
     """
     files, in_fs = list_files(dataset)
     out_fs, output_path = fsspec.core.url_to_fs(str(output))
@@ -165,7 +154,7 @@ def score_dataset(
         if _is_inside(name, dataset):
             raise DataError(f"{name}: output must not be inside the input data set {dataset}")
     # the client verifies the model as the streaming stage does, so a bad file fails before any work
-    load_scoring_model(model_path, lock)
+    model = load_scoring_model(model_path, lock)
     model_bytes = Path(model_path).read_bytes()
     model_md5 = locked_md5(Path(model_path), lock) or hashlib.md5(model_bytes).hexdigest()
     token = secrets.token_hex(4)
@@ -189,41 +178,32 @@ def score_dataset(
             out_fs.makedirs(prefix, exist_ok=True)
         with shipped_model(client, model_bytes, model_md5):
             shared = dict(fs=in_fs, md5=model_md5, passthrough=passthrough, schemas=schemas)
-            totals = run_parts(client, parts, shared | dict(outputs=outputs, chunk_rows=chunk_rows))
+            totals = Summary(DriftMonitor(model.get("drift_profile")))
+            run_parts(client, parts, shared | dict(outputs=outputs, chunk_rows=chunk_rows), totals)
         if totals.rows == 0:
             raise DataError(f"{dataset}: empty data set ({len(files)} file(s), no rows)")
-        check_reject_rate(dataset, totals.rows, totals.rejected_fields, max_reject_rate)
+        check_reject_rate(dataset, totals.rows, totals.rejected_by_field, max_reject_rate)
         with step("commit"):
             commit(out_fs, outputs.rejects, rejects_path)
             commit(out_fs, outputs.scored, output_path)
-    logger.info("rejected by field: {}", describe(totals.rejected_fields) or "none")
-    logger.info("scored with the value treated as unknown: {}", describe(totals.recovered) or "none")
-    logger.info("wrote {} and {}", output, rejects)
+    return totals
 
 
-def run_parts(client: Client, parts: list[Part], shared: dict[str, Any]) -> PartResult:
-    """Map ``score_part`` over ``parts``; totals of their results, with progress on a terminal or the log."""
+def run_parts(client: Client, parts: list[Part], shared: dict[str, Any], totals: Summary) -> None:
+    """Map ``score_part`` over ``parts``, merging each part's counts into ``totals`` as it finishes."""
     total_rows = sum(part.rows for part in parts) if all(part.rows is not None for part in parts) else None
     futures = dict(zip(client.map(score_part, parts, pure=False, **shared), parts, strict=True))
-    rows, scored, rejected_fields, recovered = 0, 0, Counter(), Counter()
-    with step("score listings") as facts:
-        started = last_report = perf_counter()
-        with tqdm(total=total_rows, unit="rows", disable=not sys.stderr.isatty()) as bar:
-            for future in as_completed(futures):
-                result = _result(future, futures)
-                rows, scored = rows + result.rows, scored + result.scored
-                rejected_fields.update(result.rejected_fields)
-                recovered.update(result.recovered)
-                bar.update(result.rows)
-                if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
-                    last_report = perf_counter()
-                    logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
-        facts.update(rows=rows, scored=scored, rejected=rows - scored, parts=len(parts))
-        facts["rows_per_s"] = round(rows / max(perf_counter() - started, 1e-9))
-    return PartResult(rows, scored, rejected_fields, recovered)
+    started = perf_counter()
+    with progress_reporter(total_rows) as progress, step("score listings") as facts:
+        for future in as_completed(futures):
+            part = _result(future, futures)
+            totals.merge(part)
+            progress(part.rows)
+        facts.update(rows=totals.rows, scored=totals.scored, rejected=totals.rejected, parts=len(parts))
+        facts["rows_per_s"] = round(totals.rows / max(perf_counter() - started, 1e-9))
 
 
-def _result(future, futures: dict) -> PartResult:
+def _result(future, futures: dict) -> Summary:
     """A finished part's result; on any failure, cancel the other parts and raise a one-line error."""
     try:
         return future.result()
@@ -541,14 +521,15 @@ def score_part(
     schemas: tuple[pa.Schema, pa.Schema, pa.Schema, pa.Schema],
     outputs: Outputs,
     chunk_rows: int,
-) -> PartResult:
+) -> Summary:
     """Score one part in chunks into its scored and rejects files under the temporary prefixes.
 
-    Run again after a worker died, it writes the same two files over whatever the first try left.
+    Returns its counts (drift included). Run again after a worker died, it writes the same two
+    files over whatever the first try left.
     """
-    bundle = worker_model(md5)
+    model = worker_model(md5)
     name = f"part-{part.number:06d}"
-    rows, scored, rejected_fields, recovered = 0, 0, Counter(), Counter()
+    summary = Summary(DriftMonitor(model.get("drift_profile")))
     with (
         part_writer(outputs.fs, f"{outputs.scored}/{name}.{outputs.scored_kind}", schemas[2]) as write_scored,
         part_writer(
@@ -556,23 +537,13 @@ def score_part(
         ) as write_rejects,
     ):
         for table in part_chunks(part, fs, chunk_rows):
-            first_row = part.first_row + rows
-            scored_rows, rejects, chunk_recovered = score_partition(
-                bundle, table, first_row, passthrough, schemas
+            scored, rejects, unknown = score_chunk(
+                model, table, part.first_row + summary.rows, passthrough, schemas[:2], summary.drift
             )
-            write_scored(with_source(scored_rows, part.file.shown))
+            write_scored(with_source(scored, part.file.shown))
             write_rejects(with_source(rejects, part.file.shown))
-            rows, scored = rows + table.num_rows, scored + scored_rows.num_rows
-            recovered.update(chunk_recovered)
-            rejected_fields.update(rejects.column(FIELD).to_pylist())
-    return PartResult(rows, scored, rejected_fields, recovered)
-
-
-def score_partition(
-    model: dict, table: pa.Table, first_row: int, passthrough: list[str], schemas: tuple
-) -> tuple[pa.Table, pa.Table, dict[str, int]]:
-    """Scored rows, rejects and recovered counts of one chunk: the streaming stage's own ``score_chunk``."""
-    return score_chunk(model, table, first_row, passthrough, schemas[:2])
+            summary.count(table.num_rows, scored, rejects, unknown)
+    return summary
 
 
 def with_source(table: pa.Table, shown: str) -> pa.Table:

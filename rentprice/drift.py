@@ -244,6 +244,11 @@ class DriftMonitor:
             listings = listings.select(list(PROFILED_COLUMNS)).to_pandas()
         self.counts = add_counts(self.counts, count_bins(listings, self.profile))
 
+    def merge(self, other: DriftMonitor) -> None:
+        """Add the counts of another monitor of the same profile (a part scored elsewhere)."""
+        if other.counts is not None:
+            self.counts = add_counts(self.counts, other.counts)
+
     def summary(self, thresholds: Mapping[str, float]) -> dict[str, Any]:
         """``drift_summary`` of every listing added so far; only a verdict when there is no profile."""
         if self.profile is None:

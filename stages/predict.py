@@ -12,12 +12,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from time import perf_counter
 
 from loguru import logger
-from tqdm import tqdm
 
-from rentprice.batch import CHUNK_ROWS, Summary, count_rows, default_rejects, describe, score_file
+from rentprice.batch import (
+    CHUNK_ROWS,
+    Summary,
+    count_rows,
+    default_rejects,
+    describe,
+    progress_reporter,
+    score_file,
+)
 from rentprice.drift import DEFAULT_THRESHOLDS
 from rentprice.drift import describe as describe_drift
 from rentprice.io import write_json
@@ -25,7 +31,6 @@ from rentprice.logs import run_stage, step
 from rentprice.params import load_params
 from rentprice.scoring import DVC_LOCK
 
-PROGRESS_SECONDS = 30
 DEFAULT_MAX_REJECT_RATE = 0.5
 
 
@@ -53,7 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--lock", type=Path, default=DVC_LOCK, help="dvc.lock to check the model's md5 against"
     )
     parser.add_argument(
-        "--drift", type=Path, help="drift summary, JSON (default: <output>.drift.json; docs/drift.md)"
+        "--drift",
+        type=Path,
+        help="drift summary, JSON (default: <output>.drift.json, for a local output; docs/drift.md)",
     )
     for name, value in DEFAULT_THRESHOLDS.items():
         kind = int if isinstance(value, int) else float
@@ -113,6 +120,8 @@ def run(args: argparse.Namespace) -> None:
             setattr(args, name, value)
     if args.scheduler:  # data set directories, maybe on S3: paths stay text
         args.rejects = args.rejects or rejects_dataset(args.output)
+        if args.drift is None and "://" not in args.output:  # the summary is a local file
+            args.drift = Path(f"{args.output.rstrip('/')}.drift.json")
         predict_on_cluster(args)
         return
     args.output = Path(args.output)
@@ -123,24 +132,8 @@ def run(args: argparse.Namespace) -> None:
 
 def predict(args: argparse.Namespace) -> None:
     """Score the input in chunks into the output and rejects files, or fail writing neither."""
-    bar = tqdm(
-        total=count_rows(args.input),
-        unit="rows",
-        disable=not sys.stderr.isatty(),
-    )
-    started = last_report = perf_counter()
-    rows = 0
-
-    def progress(chunk: int) -> None:
-        nonlocal rows, last_report
-        rows += chunk
-        bar.update(chunk)
-        if bar.disable and perf_counter() - last_report >= PROGRESS_SECONDS:
-            last_report = perf_counter()
-            logger.info("progress: {} rows, {:.0f} rows/s", rows, rows / (last_report - started))
-
-    with bar, step("score listings") as facts:
-        summary: Summary = score_file(
+    with progress_reporter(count_rows(args.input)) as progress, step("score listings") as facts:
+        summary = score_file(
             args.model,
             args.input,
             args.output,
@@ -152,21 +145,14 @@ def predict(args: argparse.Namespace) -> None:
         )
         facts.update(rows=summary.rows, scored=summary.scored, rejected=summary.rejected)
         facts["rows_per_s"] = round(summary.rows / max(summary.seconds, 1e-9))
-    logger.info("rejected by field: {}", describe(summary.rejected_by_field) or "none")
-    logger.info(
-        "scored with the value treated as unknown: {}", describe(summary.treated_as_unknown) or "none"
-    )
-    drift = summary.drift.summary({name: getattr(args, name) for name in DEFAULT_THRESHOLDS})
-    write_json(drift, args.drift)
-    logger.info("{}", describe_drift(drift))
-    logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
+    report(summary, args)
 
 
 def predict_on_cluster(args: argparse.Namespace) -> None:
     """Score the data set on the Dask cluster ``args.scheduler`` (Dask is imported only here)."""
     from rentprice.distributed import score_dataset
 
-    score_dataset(
+    summary = score_dataset(
         args.model,
         args.input,
         args.output,
@@ -176,8 +162,22 @@ def predict_on_cluster(args: argparse.Namespace) -> None:
         args.chunk_rows,
         lock=args.lock,
     )
-    if args.drift is not None:  # the stage's metric: say plainly that a cluster run does not measure it
-        write_json({"verdict": "not measured: scored on a Dask cluster"}, args.drift)
+    report(summary, args)
+
+
+def report(summary: Summary, args: argparse.Namespace) -> None:
+    """Log what was rejected and treated as unknown; write and log the drift summary."""
+    logger.info("rejected by field: {}", describe(summary.rejected_by_field) or "none")
+    logger.info(
+        "scored with the value treated as unknown: {}", describe(summary.treated_as_unknown) or "none"
+    )
+    drift = summary.drift.summary({name: getattr(args, name) for name in DEFAULT_THRESHOLDS})
+    logger.info("{}", describe_drift(drift))
+    if args.drift is None:  # a cluster run writing to object storage, without --drift
+        logger.info("wrote {} and {} (keep the drift summary with --drift FILE)", args.output, args.rejects)
+        return
+    write_json(drift, args.drift)
+    logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
 
 
 def main(argv: list[str] | None = None) -> int:

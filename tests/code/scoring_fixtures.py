@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from rentprice.drift import training_profile
 from rentprice.model import build_model, calibrate_range, fit_model, save_model
 from rentprice.scoring import RANGES, trained_ranges
 from tests.conftest import listings
@@ -55,10 +56,13 @@ def save_tiny_model(path: Path, family: str = "random_forest") -> Path:
     """Fit the tiny model of ``family`` and save it as a model file at ``path``.
 
     Its range is calibrated on its in-sample residuals: too narrow for real use, enough for the tests.
+    Like the train stage's, it carries the drift profile of its training rows.
     """
     frame = training_rows()
     train = {**TRAIN, "model": family}
-    model = fit_model(build_model(train, {"construction_year": [1500, 2030]}), frame, frame["rent"], "tiny")
+    plausible = {"construction_year": [1500, 2030]}
+    model = fit_model(build_model(train, plausible), frame, frame["rent"], "tiny")
     calibration = calibrate_range(frame["rent"], model.predict(frame), train["range_level"])
-    save_model(model, path, {"params": train, "range": calibration, RANGES: trained_ranges(model, frame)})
+    metadata = {"params": train, "range": calibration, RANGES: trained_ranges(model, frame)}
+    save_model(model, path, metadata | {"drift_profile": training_profile(frame, plausible)})
     return path

@@ -8,6 +8,7 @@ The distributed result is compared row for row with the streaming stage scoring 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import subprocess
@@ -182,10 +183,16 @@ def test_a_partitioned_data_set_equals_streaming_scoring_row_for_row(
         ["parts/b.parquet", 2, "garden"],
     ]
     assert len(scored) + len(rejects) == sum(rows for _, rows, _ in FILES)
-    assert leftovers(workdir) == ["out", "out.rejects"]
+    assert leftovers(workdir) == ["out", "out.drift.json", "out.rejects"]
     assert (workdir / "out" / "_SUCCESS").is_file()
     err = capsys.readouterr().err
     assert "score listings: rows=12, scored=9, rejected=3, parts=3" in err
+    # the drift of the whole data set: what streaming all its rows as one file reports
+    pd.concat([pd.read_parquet(path) for path in paths]).to_parquet(workdir / "all.parquet", index=False)
+    assert run(stage, model_file, workdir / "all.parquet", workdir / "all" / "scored.parquet") == 0
+    drift = json.loads((workdir / "out.drift.json").read_text())
+    assert drift == json.loads((workdir / "all" / "scored.parquet.drift.json").read_text())
+    assert drift["rows"] == 9 and drift["max_psi"] is not None  # a profile, counted on the workers
     assert "dashboard: http://127.0.0.1:" in err
 
 
@@ -247,7 +254,7 @@ def test_input_and_output_on_s3(stage, model_file, client, workdir, s3):
 def die_on_second_chunk():
     """Installed into a worker process: it exits abruptly when scoring its second chunk, as if killed."""
     calls = []
-    original = distributed_module.score_partition
+    original = distributed_module.score_chunk
 
     def dying(*args, **kwargs):
         calls.append(1)
@@ -255,7 +262,7 @@ def die_on_second_chunk():
             os._exit(1)
         return original(*args, **kwargs)
 
-    distributed_module.score_partition = dying
+    distributed_module.score_chunk = dying
 
 
 def kill_one_worker_mid_part(client) -> int:
@@ -281,7 +288,16 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_job_finishes_correctly(stag
     pd.testing.assert_frame_equal(
         read_dataset(workdir / "out.rejects"), read_dataset(workdir / "expected.rejects")
     )
-    assert leftovers(workdir) == ["expected", "expected.rejects", "out", "out.rejects"]
+    # the part retried after the death is counted once
+    assert (workdir / "out.drift.json").read_text() == (workdir / "expected.drift.json").read_text()
+    assert leftovers(workdir) == [
+        "expected",
+        "expected.drift.json",
+        "expected.rejects",
+        "out",
+        "out.drift.json",
+        "out.rejects",
+    ]
 
 
 def test_a_job_whose_worker_dies_too_often_fails_with_one_line_and_leaves_nothing(
