@@ -2,9 +2,10 @@
 
 container/image.sh starts the container on loopback and runs this with the engine and the container's
 name. It waits (bounded) until ``/api/v1/health`` reports a model, runs the image's own HEALTHCHECK,
-posts listings (valid ones and an invalid one) and compares the answer with ``rentprice.scoring`` on
-the same model file, checks that ``/api/v1/model`` vouches for that model with its test metrics and
-that the web page renders. Any difference is one line and exit code 2.
+posts listings (valid ones and an invalid one) and compares the answer with the service's own
+``judge`` run in-process on the same model file, checks that ``/api/v1/model`` vouches for that
+model with its test metrics and that the web page renders. Any difference is one line and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -18,24 +19,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rentprice.errors import RentpriceError
 from rentprice.io import file_md5
 from rentprice.logs import run_stage, step
-from rentprice.schema import FEATURE_COLUMNS
-from rentprice.scoring import (
-    DVC_LOCK,
-    FIELD,
-    HIGH,
-    LOW,
-    PREDICTION,
-    REASON,
-    ROW,
-    load_scoring_model,
-    score,
-    validate_listings,
-)
+from rentprice.scoring import DVC_LOCK, load_scoring_model
+from rentprice.service.listings import judge
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.5
@@ -148,26 +136,9 @@ def run_healthcheck(engine: str, container: str, timeout: float) -> str:
 
 
 def expected_answer(model: dict[str, Any], listings: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """What the service must answer for ``listings``: the in-process verdict of rentprice.scoring."""
-    frame = pd.DataFrame(list(listings), columns=list(FEATURE_COLUMNS), dtype=object)
-    result = validate_listings(frame, model)
-    prices = score(model, result.scorable)
-    return {
-        "predictions": [
-            {"index": int(row), PREDICTION: rent, "low": low, "high": high}
-            for row, rent, low, high in zip(
-                prices.index.tolist(),
-                prices[PREDICTION].tolist(),
-                prices[LOW].tolist(),
-                prices[HIGH].tolist(),
-                strict=True,
-            )
-        ],
-        "errors": [
-            {"index": int(reject[ROW]), FIELD: reject[FIELD], REASON: reject[REASON]}
-            for reject in result.rejects.to_dict("records")
-        ],
-    }
+    """What the service must answer for ``listings``: the service's own ``judge``, run in-process."""
+    verdict = judge(listings, model)
+    return {"predictions": verdict.predictions, "errors": verdict.errors}
 
 
 def differences(answer: dict[str, Any], expected: dict[str, Any]) -> list[str]:

@@ -1,67 +1,15 @@
-"""Shared fixtures: paths, a valid listing factory and helpers to run real dvc commands."""
+"""Shared fixtures: the pulled source snapshot and a project copy with its pipeline built once.
+
+Helpers (paths, listings, dvc commands) live in ``tests.support``.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SOURCE_DB = REPO_ROOT / "data" / "source" / "rent_apartments.sqlite"
-SHARED_REMOTE = REPO_ROOT.parent / "shared" / "dvc-storage"
-
-VALID_LISTING = {
-    "address": "1071 HN Amsterdam (Cornelis Schuytbuurt)",
-    "area": 80.0,
-    "construction_year": 1930.0,
-    "rooms": 3.0,
-    "bedrooms": 2.0,
-    "bathrooms": 1.0,
-    "balcony": "yes",
-    "storage": "no",
-    "parking": "no",
-    "furnished": "yes",
-    "garage": "no",
-    "garden": "Present (47 m², located on the north)",
-    "energy": "A",
-    "facilities": "Shower, Toilet, Lift",
-    "zip": "1071 HN",
-    "neighborhood": "Cornelis Schuytbuurt",
-    "rent": 2000.0,
-}
-
-
-def listings(*overrides: dict) -> pd.DataFrame:
-    """A frame of valid listings, one per override dict applied to VALID_LISTING."""
-    return pd.DataFrame([{**VALID_LISTING, **override} for override in overrides or ({},)])
-
-
-def tool_env() -> dict[str, str]:
-    """Environment for subprocesses: this interpreter's bin first, no analytics, a git identity."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env |= {
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "rentprice tests",
-        "GIT_AUTHOR_EMAIL": "tests@example.invalid",
-        "GIT_COMMITTER_NAME": "rentprice tests",
-        "GIT_COMMITTER_EMAIL": "tests@example.invalid",
-    }
-    env.pop("RENTPRICE_DB_URL", None)
-    return env
-
-
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command, capturing output; on an unexpected exit code fail with its output."""
-    result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True)
-    if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+from tests.support import SOURCE_DB, make_project_copy, run
 
 
 @pytest.fixture(scope="session")
@@ -70,45 +18,6 @@ def source_db() -> Path:
     if not SOURCE_DB.is_file():
         pytest.fail(f"{SOURCE_DB} is missing: run `make setup` (it runs `dvc pull`)")
     return SOURCE_DB
-
-
-def use_private_remotes(repo: Path, source: Path, storage: Path | None) -> None:
-    """Point ``repo``'s pull-only ``source`` remote at ``source`` and make ``storage`` its default remote.
-
-    In ``.dvc/config.local``, as a user adds a remote of their own; nothing ever writes to ``../shared``.
-    """
-    run(["dvc", "remote", "modify", "--local", "source", "url", str(source)], repo)
-    if storage is not None:
-        run(["dvc", "remote", "add", "--local", "--default", "--force", "storage", str(storage)], repo)
-
-
-def make_project_copy(destination: Path) -> Path:
-    """Copy the git-tracked files into a new git repo with private remotes beside it.
-
-    ``destination/source`` is a writable copy of the shared source remote (as root sees it) and
-    ``destination/storage`` the user's own remote, the default one (created by the first push).
-    """
-    if not SHARED_REMOTE.is_dir():
-        pytest.fail(f"{SHARED_REMOTE} is missing: the read-only DVC remote must sit beside the repo")
-    repo = destination / "repo"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, tracked):
-        source = REPO_ROOT / name
-        if source.is_file():
-            target = repo / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    source = destination / "source"
-    shutil.copytree(SHARED_REMOTE, source)
-    for path in [source, *source.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    run(["git", "init", "-q", "-b", "main"], repo)
-    use_private_remotes(repo, source, destination / "storage")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "copy of rentprice"], repo)
-    return repo
 
 
 @pytest.fixture(scope="session")

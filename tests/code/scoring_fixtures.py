@@ -5,7 +5,7 @@ from pathlib import Path
 from rentprice.drift import training_profile
 from rentprice.model import build_model, calibrate_range, fit_model, save_model
 from rentprice.scoring import RANGES, trained_ranges
-from tests.conftest import listings
+from tests.support import listings
 
 TRAIN = {
     "model": "random_forest",

@@ -3,7 +3,7 @@ import pytest
 
 from rentprice.dataset import clean_listings, drop_exact_duplicates, group_split, out_of_bounds
 from rentprice.errors import DataError
-from tests.conftest import listings
+from tests.support import listings
 
 CHECKS = {
     "bounds": {"rent": [100, 25000], "area": [5, 1000]},

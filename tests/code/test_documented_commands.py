@@ -33,7 +33,7 @@ import yaml
 from dvc.cli import DvcParserError
 from dvc.cli import parse_args as parse_dvc_args
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", "zsh"}
 #: Inline spans (and lines of non-shell blocks) starting with one of these are commands.

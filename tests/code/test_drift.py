@@ -25,7 +25,7 @@ from rentprice.schema import SOURCE_TABLE_COLUMNS, coerce_types
 from rentprice.scoring import RANGES, trained_ranges
 from tests.code.scoring_fixtures import TRAIN, training_rows
 from tests.code.test_predict_cli import load_stage
-from tests.conftest import REPO_ROOT, SOURCE_DB, listings
+from tests.support import REPO_ROOT, SOURCE_DB, listings
 
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
 THRESHOLDS = PARAMS["drift"]

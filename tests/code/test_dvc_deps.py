@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 PACKAGE = "rentprice"
 SCRIPT = re.compile(r"\bpython\s+(\S+\.py)\b")

@@ -24,7 +24,7 @@ from rentprice.features import (
     target_encoded,
     yes_no,
 )
-from tests.conftest import listings
+from tests.support import listings
 
 ALL_GROUPS = {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True}
 

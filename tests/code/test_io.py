@@ -6,7 +6,7 @@ import pytest
 
 from rentprice.errors import DataError
 from rentprice.io import atomic_path, file_md5, read_parquet, read_sql_chunks, read_sql_table, write_json
-from tests.conftest import listings
+from tests.support import listings
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from rentprice.io import TEMP_DIR, atomic_path, remove_leftovers, write_json
-from tests.conftest import REPO_ROOT, tool_env
+from tests.support import REPO_ROOT, tool_env
 
 
 @pytest.fixture

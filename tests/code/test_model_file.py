@@ -7,7 +7,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 
 from rentprice.errors import ModelError, ParamsError
 from rentprice.model import build_model, feature_importance, fit_model, load_model, save_model
-from tests.conftest import listings
+from tests.support import listings
 
 TRAIN = {
     "model": "random_forest",

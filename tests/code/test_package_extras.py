@@ -12,7 +12,7 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 SERVICE_MODULES = sorted(

@@ -10,7 +10,7 @@ import yaml
 from rentprice.errors import ParamsError
 from rentprice.features import FEATURE_GROUPS
 from rentprice.params import FeatureGroups, Params, load_params, markdown, validate_params
-from tests.conftest import REPO_ROOT, tool_env
+from tests.support import REPO_ROOT, tool_env
 
 COMMITTED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
 

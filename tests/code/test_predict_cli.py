@@ -3,7 +3,6 @@
 import datetime
 import decimal
 import errno
-import importlib.util
 import io
 import itertools
 import os
@@ -27,16 +26,13 @@ from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
 from tests.code.scoring_fixtures import save_tiny_model
-from tests.conftest import REPO_ROOT, listings
+from tests.support import REPO_ROOT, listings, load_module
 
 BAD_ROWS = {1: {"area": None}, 3: {"balcony": "maybe"}, 4: {"garden": "huge"}, 6: {"area": "12a"}}
 
 
 def load_stage():
-    spec = importlib.util.spec_from_file_location("stage_predict", REPO_ROOT / "stages" / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("stages/predict.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Remote storage helpers and the release checks that need no dvc run (tests/integration runs real ones)."""
 
-import importlib.util
 import subprocess
 
 import pytest
@@ -16,7 +15,7 @@ from rentprice.remote import (
     find_remote,
     main,
 )
-from tests.conftest import REPO_ROOT, tool_env
+from tests.support import REPO_ROOT, load_module, tool_env
 
 S3 = Remote("mine", "s3://bucket/rentprice")
 
@@ -166,10 +165,7 @@ def test_a_refused_pull_is_one_log_line_and_exit_code_2(dvc_project, capsys):
 
 
 def release_script():
-    spec = importlib.util.spec_from_file_location("release", REPO_ROOT / "scripts" / "release.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scripts/release.py")
 
 
 @pytest.mark.parametrize("version", ["1.2", "v1.2.0", "1.2.0-rc1", "", "1.2.0 "])

@@ -12,10 +12,9 @@ from dvc_render.vega_templates import Template, get_template
 from PIL import Image
 
 from rentprice.errors import RentpriceError
-from tests.code.scripts_support import load_script
-from tests.conftest import REPO_ROOT, run, tool_env
+from tests.support import REPO_ROOT, load_module, run, tool_env
 
-report = load_script("report")
+report = load_module("scripts/report.py")
 
 PREDICTED_VS_ACTUAL = "Predicted vs actual rent"
 REVISIONS = ["workspace", "main"]

@@ -16,7 +16,7 @@ from rentprice.schema import (
     require_columns,
     text_key,
 )
-from tests.conftest import listings
+from tests.support import listings
 
 
 def test_missing_columns_in_schema_order():

@@ -21,7 +21,7 @@ from rentprice.scoring import (
     validate_listings,
 )
 from tests.code.scoring_fixtures import TRAIN, save_tiny_model
-from tests.conftest import listings
+from tests.support import listings
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,16 @@
 """Stage entry points turn user-fixable problems into one log line and exit code 2, leaving no output."""
 
-import importlib.util
 import sqlite3
 
 import pytest
 import yaml
 
 from rentprice.errors import DataError
-from tests.conftest import REPO_ROOT, listings
+from tests.support import REPO_ROOT, listings, load_module
 
 
 def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO_ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(f"stages/{name}.py")
 
 
 @pytest.fixture

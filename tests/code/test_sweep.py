@@ -5,10 +5,9 @@ import subprocess
 import pytest
 
 from rentprice.errors import RentpriceError
-from tests.code.scripts_support import load_script
-from tests.conftest import tool_env
+from tests.support import load_module, tool_env
 
-sweep = load_script("sweep")
+sweep = load_module("scripts/sweep.py")
 
 
 def record(name, state, mae=None, n_estimators=100.0, **columns):

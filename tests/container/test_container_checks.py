@@ -7,7 +7,6 @@ service has no model or does not answer.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,16 +17,13 @@ import pytest
 
 from rentprice.model import load_model
 from tests.code.scoring_fixtures import save_tiny_model
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT, load_module
 
 HEALTHCHECK = REPO_ROOT / "container" / "healthcheck.py"
 
 
 def load_smoke():
-    spec = importlib.util.spec_from_file_location("container_smoke", REPO_ROOT / "container" / "smoke.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("container/smoke.py")
 
 
 smoke = load_smoke()

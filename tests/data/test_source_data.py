@@ -8,7 +8,7 @@ from rentprice.features import ENERGY_RANK, ENERGY_UNKNOWN, garden_area, yes_no
 from rentprice.io import read_sql_table
 from rentprice.params import load_params
 from rentprice.schema import SOURCE_COLUMNS, SOURCE_TABLE_COLUMNS, YES_NO_COLUMNS, coerce_types, text_key
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from dvc.config import Config
 
 from rentprice.io import file_md5
-from tests.conftest import run, tool_env, use_private_remotes
+from tests.support import run, tool_env, use_private_remotes
 
 SOURCE = "data/source/rent_apartments.sqlite"
 #: Every DVC-tracked file of the project: the source snapshot and the pipeline's cached outputs.

@@ -9,8 +9,8 @@ the committed params and outputs.
 import pytest
 import yaml
 
-from tests.conftest import SHARED_REMOTE, make_project_copy, run
 from tests.integration.params_support import get_param, other_count, set_params
+from tests.support import SHARED_REMOTE, make_project_copy, run
 
 pytestmark = pytest.mark.slow
 

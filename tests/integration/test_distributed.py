@@ -7,7 +7,6 @@ The distributed result is compared row for row with the streaming stage scoring 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -23,8 +22,8 @@ from distributed import Client, LocalCluster
 from rentprice import distributed as distributed_module
 from rentprice.logs import setup_logging
 from tests.code.scoring_fixtures import save_tiny_model
-from tests.conftest import REPO_ROOT, listings
 from tests.integration.storage_support import aws_client, free_port, moto_server
+from tests.support import REPO_ROOT, listings, load_module
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +37,7 @@ FILES = [
 
 
 def load_stage():
-    spec = importlib.util.spec_from_file_location("stage_predict", REPO_ROOT / "stages" / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("stages/predict.py")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run
+from tests.support import run
 
 pytestmark = pytest.mark.slow
 

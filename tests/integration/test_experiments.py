@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import make_project_copy, run, use_private_remotes
 from tests.integration.params_support import get_param, other_count, set_params
+from tests.support import make_project_copy, run, use_private_remotes
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import pytest
 
 from rentprice import command_name, parent_pid
 from rentprice.io import TEMP_DIR, file_md5
-from tests.conftest import run, tool_env
 from tests.integration.params_support import get_param, set_params
+from tests.support import run, tool_env
 
 pytestmark = pytest.mark.slow
 

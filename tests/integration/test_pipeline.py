@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO_ROOT, make_project_copy, run
 from tests.integration.params_support import get_param, other_count, set_params
+from tests.support import REPO_ROOT, make_project_copy, run
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ import yaml
 
 from rentprice.io import read_sql_chunks
 from rentprice.schema import SOURCE_TABLE_COLUMNS
-from tests.conftest import REPO_ROOT, SOURCE_DB
+from tests.support import REPO_ROOT, SOURCE_DB
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from rentprice.params import load_params
-from tests.conftest import listings, run
 from tests.integration.params_support import get_param, set_params
+from tests.support import listings, run
 
 pytestmark = pytest.mark.slow
 

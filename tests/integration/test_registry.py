@@ -6,9 +6,9 @@ so a consumer's `dvc artifacts get` (which clones the repo) downloads from it.
 
 import pytest
 
-from tests.conftest import run
 from tests.integration.params_support import get_param, other_count, set_params
 from tests.integration.storage_support import MODEL, copy_built, md5s
+from tests.support import run
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from rentprice.io import file_md5
-from tests.conftest import run
 from tests.integration.storage_support import (
     DUMMY_KEYS,
     MODEL,
@@ -31,6 +30,7 @@ from tests.integration.storage_support import (
     remote_object,
     stages_run,
 )
+from tests.support import run
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from rentprice.model import build_baseline, build_model, fit_model
 from rentprice.params import load_params
 from rentprice.schema import GROUP, SOURCE_TABLE_COLUMNS, TARGET
 from rentprice.scoring import HIGH, LOW, PREDICTION, RANGES, score, trained_ranges, validate_listings
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 #: Coverage of the range on the test split must be within this of the level (issue 17).

@@ -15,7 +15,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tests.conftest import REPO_ROOT, tool_env
+from tests.support import REPO_ROOT, tool_env
 
 NOTEBOOK = REPO_ROOT / "notebook" / "model_baseline.ipynb"
 

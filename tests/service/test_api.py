@@ -24,8 +24,8 @@ from rentprice.service.app import MAX_FORM_PARTS, REQUEST_START, create_app, que
 from rentprice.service.config import DEFAULT_MAX_LISTINGS, DEFAULT_MAX_QUEUE_SECONDS, ServiceConfig
 from rentprice.service.listings import FORM_FIELDS
 from rentprice.service.models import ModelHolder
-from tests.conftest import REPO_ROOT, run
-from tests.service.conftest import LISTING, MAX_LISTINGS, MAX_REQUEST_BYTES, TOKEN, service_config
+from tests.support import REPO_ROOT, run
+from tests.support.service import LISTING, MAX_LISTINGS, MAX_REQUEST_BYTES, TOKEN, service_config
 
 PREDICT = "/api/v1/predict"
 RELOAD = "/api/v1/model/reload"

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from rentprice.service.app import create_app
 from rentprice.service.probe import HOST, call
-from tests.service.conftest import LISTING, service_config
+from tests.support.service import LISTING, service_config
 
 #: Debian's Chromium and its driver (apt-get install chromium chromium-driver): nothing is downloaded.
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))

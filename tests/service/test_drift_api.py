@@ -9,8 +9,8 @@ from rentprice.schema import FEATURE_COLUMNS, TARGET
 from rentprice.scoring import RANGES, trained_ranges
 from rentprice.service.app import create_app
 from rentprice.service.drift import WINDOW_VARIABLE
-from tests.conftest import REPO_ROOT
-from tests.service.conftest import MAX_LISTINGS, TRAIN, service_config
+from tests.support import REPO_ROOT
+from tests.support.service import MAX_LISTINGS, TRAIN, service_config
 
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
 PLAUSIBLE = PARAMS["prepare"]["plausible"]

@@ -8,7 +8,7 @@ import pytest
 from rentprice.schema import FEATURE_COLUMNS
 from rentprice.schema import LISTING as CONTRACT
 from rentprice.service.listings import FORM_FIELDS, listings_frame, request_listing
-from tests.service.conftest import LISTING
+from tests.support.service import LISTING
 
 BLANK = dict.fromkeys(FEATURE_COLUMNS)
 

@@ -10,7 +10,7 @@ from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.scoring import known_locations
 from rentprice.service.web import FORM_FIELDS
-from tests.service.conftest import LISTING, MAX_REQUEST_BYTES
+from tests.support.service import LISTING, MAX_REQUEST_BYTES
 
 #: The form as a user fills it in for LISTING (garden "Present (47 m², ...)" → 47 m²).
 FORM = {

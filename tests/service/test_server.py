@@ -22,8 +22,8 @@ from rentprice.service.config import DEFAULT_MAX_REQUEST_BYTES
 from rentprice.service.probe import HOST, call, free_port, wait_until_healthy
 from rentprice.service.security import SECURITY_HEADERS
 from rentprice.service.serve import UPSTREAM_REQUESTS_PER_WORKER, nginx_binary
-from tests.conftest import tool_env
-from tests.service.conftest import LISTING, TOKEN
+from tests.support import tool_env
+from tests.support.service import LISTING, TOKEN
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:rentprice.service.gunicorn_conf"]
 LAUNCHER = [sys.executable, "-m", "rentprice.service.serve"]
