@@ -1,28 +1,31 @@
 """DVC remote storage: push and pull with errors a user can act on, and what a release checks.
 
 ``python -m rentprice.remote push|pull [--remote NAME] [TARGET ...]`` (``make push``/``make pull``)
-runs ``dvc push``/``dvc pull`` and echoes DVC's output. The source snapshot's remote is pull-only by
-design: the ``.dvc`` file of the snapshot names it (``remote: source``) and marks the snapshot
-``push: false``, ``.dvc/config`` sets no default remote, and a push refuses any remote that pull-only
-outputs name or that points where one of them points. Without a remote of the user's (the default
-one), push and pull say in one line how to add one. Before pushing it also refuses a local remote
-without write permission bits (root would write there anyway); before pulling it checks that a local
-remote exists; when DVC fails it adds one line naming the remote, the files and the fix.
+runs DVC's push or pull through its Python API; DVC logs its own warnings and errors. The source
+snapshot's remote is pull-only by design: the ``.dvc`` file of the snapshot names it (``remote:
+source``) and marks the snapshot ``push: false``, ``.dvc/config`` sets no default remote, and a push
+refuses any remote that pull-only outputs name or that points where one of them points. Without a
+remote of the user's (the default one), push and pull say in one line how to add one. Before pushing
+it also refuses a local remote without write permission bits (root would write there anyway); before
+pulling it checks that a local remote exists; when DVC fails it adds one line naming the remote, the
+files and the fix, chosen by the type of the exception DVC raised or logged.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import errno
+import logging
 import os
-import re
-import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from dvc.config import Config
+from dvc.exceptions import CheckoutError, DvcException
+from dvc.repo import Repo
 
 from rentprice.errors import RentpriceError
 from rentprice.logs import run_stage, step
@@ -69,8 +72,6 @@ def find_remote(name: str | None = None) -> Remote:
 
 def pull_only_remotes() -> list[Remote]:
     """The remotes that DVC-tracked outputs marked ``push: false`` name (the source snapshot's)."""
-    from dvc.repo import Repo  # here: loading DVC's repo machinery takes a second; only push needs it
-
     with Repo() as repo:
         names = sorted({out.remote for out in repo.index.outs if out.remote and not out.can_push})
     return [find_remote(name) for name in names]
@@ -112,79 +113,132 @@ def check_exists(remote: Remote) -> None:
         )
 
 
-_MISSING_TARGETS = re.compile(r"Checkout failed for following targets:\n(?P<paths>(?:.+\n)+?)Is your cache")
-_NO_CREDENTIALS = re.compile(r"Unable to locate credentials")
-_NO_BUCKET = re.compile(r"NoSuchBucket|specified bucket does not exist")
-_DENIED = re.compile(r"AccessDenied|Access Denied|Permission denied|Read-only file system")
-_UNREACHABLE = re.compile(
-    r"Could not connect to the endpoint URL|Connection refused|timed out|Name or service not known"
-)
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions it was raised from or while handling, outermost first."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
-def explain_failure(action: str, remote: Remote, output: str) -> str:
-    """One line saying what a failed ``dvc <action>`` output means and how to fix it."""
-    if match := _MISSING_TARGETS.search(output):
-        paths = ", ".join(match["paths"].split())
-        return (
-            f"{paths}: in neither the local cache nor {remote}. Whoever produced it must push it "
-            "(`make push`); to rebuild pipeline outputs here instead: `dvc pull --allow-missing && dvc repro`"
-        )
-    if _NO_CREDENTIALS.search(output):
-        return (
-            f"{remote} has no credentials here: set them outside git with "
-            f"`dvc remote modify --local {remote.name} access_key_id ID` and "
-            f"`dvc remote modify --local {remote.name} secret_access_key KEY`, "
-            "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        )
-    if _NO_BUCKET.search(output):
-        return (
-            f"{remote}: the bucket does not exist: create it, or fix the URL with "
-            f"`dvc remote modify --local {remote.name} url s3://BUCKET/PREFIX`"
-        )
-    if _DENIED.search(output):
-        verb = "write" if action == "push" else "read"
-        return (
-            f"{remote} refused access: these credentials may not {verb} there; "
-            f"use credentials allowed to {verb}, or another remote (`dvc remote list`)"
-        )
-    if _UNREACHABLE.search(output):
-        return (
-            f"{remote} cannot be reached: check its url and endpointurl "
-            f"(`dvc config remote.{remote.name}.endpointurl`) and the network, then retry"
-        )
-    return f"dvc {action} with {remote} failed: see DVC's message above"
+def _boto_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """The credential and connection errors of botocore; none without the s3 extra, where none occur."""
+    try:
+        from botocore import exceptions
+    except ImportError:
+        return (), ()
+    return (exceptions.NoCredentialsError, exceptions.PartialCredentialsError), (exceptions.ConnectionError,)
 
 
-def dvc(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``dvc ARGS`` with this interpreter, capturing its output."""
-    return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=False)
+def one_line(error: BaseException) -> str:
+    """The error's message on one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def explain_failure(action: str, remote: Remote, errors: Sequence[BaseException]) -> str:
+    """One line saying what a failed ``dvc <action>`` with ``remote`` means and how to fix it.
+
+    ``errors`` are what DVC's Python API raised, then what it logged with a traceback: for a failed
+    file it raises only a count (``UploadError``, ``DownloadError``) and logs each file's exception.
+    The cause is found by exception type (DVC's, botocore's, and the ``OSError`` subclasses that
+    s3fs and local file systems raise), never by matching message text.
+    """
+    credentials, connection = _boto_errors()
+    every = [cause for error in errors for cause in causes(error)]
+    for error in every:
+        if isinstance(error, CheckoutError):
+            return (
+                f"{', '.join(map(str, error.target_infos))}: in neither the local cache nor {remote}. "
+                "Whoever produced it must push it (`make push`); to rebuild pipeline outputs here "
+                "instead: `dvc pull --allow-missing && dvc repro`"
+            )
+        if isinstance(error, credentials):
+            return (
+                f"{remote} has no credentials here ({one_line(error)}): set them outside git with "
+                f"`dvc remote modify --local {remote.name} access_key_id ID` and "
+                f"`dvc remote modify --local {remote.name} secret_access_key KEY`, "
+                "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        if isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno == errno.EROFS):
+            verb = "write" if action == "push" else "read"
+            return (
+                f"{remote} refused access ({one_line(error)}): these credentials may not {verb} there; "
+                f"use credentials allowed to {verb}, or another remote (`dvc remote list`)"
+            )
+        if isinstance(error, FileNotFoundError):
+            place = "the bucket" if remote.url.startswith("s3://") else "its location"
+            return (
+                f"{remote}: {place} does not exist ({one_line(error)}): create it, or fix the URL with "
+                f"`dvc remote modify --local {remote.name} url URL`"
+            )
+        if isinstance(error, (*connection, ConnectionError, TimeoutError)):
+            return (
+                f"{remote} cannot be reached ({one_line(error)}): check its url and endpointurl "
+                f"(`dvc config remote.{remote.name}.endpointurl`) and the network, then retry"
+            )
+    detail = f" ({one_line(errors[0])})" if errors else ""
+    return f"dvc {action} with {remote} failed{detail}: see DVC's messages above"
+
+
+class LoggedErrors(logging.Handler):
+    """Collects the exceptions that DVC logs with a traceback (one per file it failed to transfer)."""
+
+    LOGGERS = ("dvc", "dvc_data", "dvc_objects")
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's exception, if it carries one."""
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+    def __enter__(self) -> LoggedErrors:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+
+
+@contextmanager
+def explained(action: str, remote: Remote) -> Iterator[Repo]:
+    """The DVC repository of the working directory; a failure of DVC's within is one StorageError."""
+    credentials, connection = _boto_errors()
+    with LoggedErrors() as logged:
+        try:
+            with Repo() as repo:
+                yield repo
+        except (DvcException, OSError, *credentials, *connection) as error:
+            raise StorageError(explain_failure(action, remote, [error, *logged.errors])) from error
 
 
 def transfer(action: str, remote_name: str | None, targets: Sequence[str]) -> None:
-    """``dvc push``/``dvc pull`` with the checks above; DVC's own output is echoed unchanged."""
+    """``dvc push``/``dvc pull`` through DVC's Python API, with the checks above; DVC logs its errors."""
     remote = find_remote(remote_name)
     if action == "push":
         check_not_pull_only(remote, pull_only_remotes())
         check_writable(remote)
     else:
         check_exists(remote)
-    with step(f"dvc {action}") as facts:
-        # A pull without --remote also fetches outputs with a remote of their own (the source snapshot).
-        chosen = ["--remote", remote.name] if action == "push" or remote_name else []
-        result = dvc(action, *chosen, *targets)
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
-        if result.returncode != 0:
-            raise StorageError(explain_failure(action, remote, result.stdout + result.stderr))
+    with step(f"dvc {action}") as facts, explained(action, remote) as repo:
+        if action == "push":
+            facts.update(files=repo.push(targets=list(targets) or None, remote=remote.name))
+        else:
+            # Without --remote a pull also fetches outputs with a remote of their own (the source snapshot).
+            stats = repo.pull(targets=list(targets) or None, remote=remote_name)["stats"]
+            facts.update(files=stats["fetched"], changed=stats["added"] + stats["modified"])
         facts.update(remote=remote.name, targets=" ".join(targets) or "all")
 
 
 def not_in_remote(remote: Remote) -> list[str]:
     """The DVC-tracked files of this commit that the remote does not hold yet."""
-    result = dvc("status", "--cloud", "--json", "--remote", remote.name)
-    if result.returncode != 0:
-        raise StorageError(explain_failure("status", remote, result.stdout + result.stderr))
-    return sorted(json.loads(result.stdout or "{}"))
+    with explained("status", remote) as repo:
+        return sorted(repo.status(cloud=True, remote=remote.name))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

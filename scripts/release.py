@@ -8,19 +8,19 @@ under ``artifacts:`` in dvc.yaml. Run it as ``make release VERSION=1.2.0``.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from dvc.repo import Repo
 from loguru import logger
 
 from rentprice.errors import RentpriceError
 from rentprice.io import file_md5
 from rentprice.logs import run_stage, step
-from rentprice.remote import dvc, find_remote, not_in_remote
+from rentprice.remote import find_remote, not_in_remote
 
 ARTIFACT = "rent-model"
 VERSION = re.compile(r"\d+\.\d+\.\d+")
@@ -71,10 +71,8 @@ def check_tree_clean() -> None:
 
 def check_pipeline_up_to_date() -> None:
     """Refuse when ``dvc status`` reports any stage or DVC-tracked file out of date."""
-    result = dvc("status", "--json")
-    if result.returncode != 0:
-        raise ReleaseError(f"dvc status failed: {' '.join(result.stderr.split())}")
-    stale = sorted(json.loads(result.stdout or "{}"))
+    with Repo() as repo:
+        stale = sorted(repo.status())
     if stale:
         raise ReleaseError(
             f"the pipeline is not up to date (dvc status: {', '.join(stale)}): "

@@ -1,11 +1,16 @@
 """Remote storage helpers and the release checks that need no dvc run (tests/integration runs real ones)."""
 
+import errno
+import logging
 import subprocess
 
 import pytest
 import yaml
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+from dvc.exceptions import CheckoutError, DownloadError, UploadError
 
 from rentprice.remote import (
+    LoggedErrors,
     Remote,
     StorageError,
     check_exists,
@@ -19,52 +24,90 @@ from tests.support import REPO_ROOT, load_module, tool_env
 
 S3 = Remote("mine", "s3://bucket/rentprice")
 
-# DVC 3.67 / dvc-s3 3.3 output, recorded from the commands the integration tests run.
-MISSING_FROM_REMOTE = """WARNING: Some of the cache files do not exist neither locally nor on remote. \
-Missing cache files:
-md5: bfae67718249d60234338f6ccec5111e
-ERROR: failed to pull data from the cloud - Checkout failed for following targets:
-models/model.joblib
-data/raw/listings.parquet
-Is your cache up to date?
-<https://error.dvc.org/missing-files>
-"""
-NO_CREDENTIALS = "ERROR: unexpected error - Unable to locate credentials\n"
-UNREACHABLE = (
-    'ERROR: unexpected error - Could not connect to the endpoint URL: "http://127.0.0.1:5199/rentprice"\n'
-)
-NO_BUCKET = (
-    "ERROR: unexpected error - The specified bucket does not exist: An error occurred (NoSuchBucket)\n"
-)
-DENIED = "ERROR: failed to transfer 'bfae67' - Access Denied: An error occurred (AccessDenied) when calling\n"
-LOCAL_DENIED = "ERROR: unexpected error - [Errno 13] Permission denied: '/srv/dvc/files'\n"
-
 
 def test_a_file_missing_from_the_remote_is_named_with_the_fix():
-    message = explain_failure("pull", Remote("storage", "/srv/dvc"), MISSING_FROM_REMOTE)
+    missing = CheckoutError(["models/model.joblib", "data/raw/listings.parquet"], {})
+    message = explain_failure("pull", Remote("storage", "/srv/dvc"), [DownloadError(1), missing])
     assert message.startswith("models/model.joblib, data/raw/listings.parquet: in neither the local cache")
     assert "remote 'storage' (/srv/dvc)" in message
     assert "`make push`" in message
     assert "`dvc pull --allow-missing && dvc repro`" in message
 
 
+def raised_from(error: BaseException, cause: BaseException) -> BaseException:
+    """``error`` as ``raise error from cause`` leaves it."""
+    error.__cause__ = cause
+    return error
+
+
+ACCESS_DENIED = raised_from(PermissionError(errno.EACCES, "Access Denied"), OSError("AccessDenied"))
+
+
 @pytest.mark.parametrize(
-    ("action", "output", "expected"),
+    ("action", "errors", "expected"),
     [
-        ("push", NO_CREDENTIALS, "remote 'mine' (s3://bucket/rentprice) has no credentials here"),
-        ("pull", NO_CREDENTIALS, "`dvc remote modify --local mine access_key_id ID`"),
-        ("push", UNREACHABLE, "remote 'mine' (s3://bucket/rentprice) cannot be reached"),
-        ("push", NO_BUCKET, "the bucket does not exist"),
-        ("push", DENIED, "refused access: these credentials may not write there"),
-        ("pull", DENIED, "refused access: these credentials may not read there"),
-        ("push", LOCAL_DENIED, "may not write there"),
-        ("push", "ERROR: something new\n", "dvc push with remote 'mine' (s3://bucket/rentprice) failed"),
+        # push raises botocore's errors itself; pull raises a count and logs each file's error
+        ("push", [NoCredentialsError()], "remote 'mine' (s3://bucket/rentprice) has no credentials here"),
+        (
+            "pull",
+            [DownloadError(1), NoCredentialsError()],
+            "`dvc remote modify --local mine access_key_id ID`",
+        ),
+        (
+            "push",
+            [EndpointConnectionError(endpoint_url="http://127.0.0.1:5199/rentprice")],
+            "remote 'mine' (s3://bucket/rentprice) cannot be reached (Could not connect to the endpoint URL",
+        ),
+        (
+            "push",
+            [UploadError(1), FileNotFoundError(2, "The specified bucket does not exist")],
+            "the bucket does not exist",
+        ),
+        (
+            "push",
+            [UploadError(3), ACCESS_DENIED],
+            "refused access ([Errno 13] Access Denied): these credentials may not write there",
+        ),
+        (
+            "pull",
+            [DownloadError(1), ACCESS_DENIED],
+            "refused access ([Errno 13] Access Denied): these credentials may not read there",
+        ),
+        ("push", [UploadError(1), OSError(errno.EROFS, "Read-only file system")], "may not write there"),
+        # a connection refused under a library's own error type is found by the cause chain
+        (
+            "pull",
+            [
+                DownloadError(1),
+                raised_from(OSError("connect failed"), ConnectionRefusedError(111, "refused")),
+            ],
+            "cannot be reached",
+        ),
+        (
+            "push",
+            [UploadError(1)],
+            "dvc push with remote 'mine' (s3://bucket/rentprice) failed (1 files failed to upload)",
+        ),
+        ("push", [], "dvc push with remote 'mine' (s3://bucket/rentprice) failed: see DVC's messages above"),
     ],
 )
-def test_dvc_failures_become_one_line_with_remote_and_fix(action, output, expected):
-    message = explain_failure(action, S3, output)
+def test_dvc_failures_become_one_line_with_remote_and_fix(action, errors, expected):
+    message = explain_failure(action, S3, errors)
     assert expected in message
     assert "\n" not in message
+
+
+def test_the_exceptions_dvc_logs_while_it_transfers_are_collected_and_its_handlers_restored():
+    dvc_data = logging.getLogger("dvc_data.index.fetch")
+    handlers = list(logging.getLogger("dvc_data").handlers)
+    with LoggedErrors() as logged:
+        try:
+            raise NoCredentialsError()
+        except NoCredentialsError:
+            dvc_data.exception("failed to connect to s3")
+        dvc_data.error("an error without a traceback")
+    assert [type(error) for error in logged.errors] == [NoCredentialsError]
+    assert logging.getLogger("dvc_data").handlers == handlers
 
 
 @pytest.mark.parametrize(
