@@ -60,7 +60,7 @@ from rentprice.batch import (
 from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError, ModelError, RentpriceError
 from rentprice.logs import step
-from rentprice.model import load_model
+from rentprice.model import load_model, predict_on_threads
 from rentprice.scoring import DVC_LOCK, load_scoring_model, locked_md5
 
 #: Column naming the input file of every output row (as the data set was named: a relative local
@@ -624,9 +624,9 @@ _MODELS_LOCK = threading.Lock()
 def worker_model(md5: str) -> dict:
     """The model shipped with ``md5``, loaded once per worker process after its bytes' md5 matches.
 
-    ``load_model`` reads a path: the checked bytes go to a private temporary file first. The forest
-    predicts on one thread here: Dask runs one task per worker thread, and the forest's own threads
-    would compete with them for the same cores (the rents do not depend on the thread count).
+    ``load_model`` reads a path: the checked bytes go to a private temporary file first. The model
+    predicts on one thread here (``predict_on_threads``): Dask runs one task per worker thread, and
+    the model's own threads would compete with them for the same cores.
     """
     with _MODELS_LOCK:
         if md5 not in _MODELS:
@@ -642,5 +642,6 @@ def worker_model(md5: str) -> dict:
                 path = Path(directory) / "model.joblib"
                 path.write_bytes(data)
                 bundle = load_model(path)
+            predict_on_threads(bundle["pipeline"], 1)
             _MODELS[md5] = bundle
         return _MODELS[md5]

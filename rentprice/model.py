@@ -6,6 +6,7 @@ import platform
 import re
 import warnings
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -185,14 +186,31 @@ def fit_model(model: Pipeline, frame: pd.DataFrame, target: pd.Series, source: s
     return model
 
 
-def catboost_models(regressor: Any) -> list[CatBoostRegressor]:
-    """The fitted CatBoost models inside a fitted regressor (a mean of models, a target wrapper)."""
-    if isinstance(regressor, CatBoostRegressor):
-        return [regressor]
+def fitted_models(regressor: Any) -> list[Any]:
+    """The fitted tree models inside a fitted regressor (a mean of models, a target wrapper)."""
     if isinstance(regressor, VotingRegressor):
-        return [model for member in regressor.estimators_ for model in catboost_models(member)]
+        return [model for member in regressor.estimators_ for model in fitted_models(member)]
     inner = getattr(regressor, "regressor_", None)
-    return catboost_models(inner) if inner is not None else []
+    return fitted_models(inner) if inner is not None else [regressor]
+
+
+def catboost_models(regressor: Any) -> list[CatBoostRegressor]:
+    """The fitted CatBoost models inside a fitted regressor."""
+    return [model for model in fitted_models(regressor) if isinstance(model, CatBoostRegressor)]
+
+
+def predict_on_threads(pipeline: Pipeline, threads: int) -> None:
+    """Make a fitted model predict on ``threads`` threads, for a process that runs one task per core.
+
+    A forest gets ``n_jobs``; a fitted CatBoost model refuses ``set_params``, so its ``predict`` is
+    bound to ``thread_count=threads`` (by default CatBoost predicts on every core). A Dask worker
+    calls this on its copy of the model; the rents do not depend on the thread count.
+    """
+    for model in fitted_models(pipeline[-1]):
+        if isinstance(model, CatBoostRegressor):
+            model.predict = partial(CatBoostRegressor.predict, model, thread_count=threads)
+        elif "n_jobs" in model.get_params():
+            model.set_params(n_jobs=threads)
 
 
 def without_run_metadata(model: CatBoostRegressor) -> None:

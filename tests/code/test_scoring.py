@@ -7,7 +7,7 @@ import pytest
 
 from rentprice.errors import DataError, ModelError
 from rentprice.io import file_md5
-from rentprice.model import build_model, load_model
+from rentprice.model import build_model, fitted_models, load_model, predict_on_threads
 from rentprice.schema import FEATURE_COLUMNS, MAY_BE_UNKNOWN
 from rentprice.scoring import (
     FIELD,
@@ -294,3 +294,18 @@ def test_headers_are_matched_ignoring_spacing_case_and_the_source_spelling(bundl
 def test_booleans_and_dates_are_not_numbers(bundle):
     result = validate_listings(listings({"area": True}, {"rooms": "2020-01-01"}), bundle)
     assert result.rejects[REASON].tolist() == ["True is not a number", "'2020-01-01' is not a number"]
+
+
+
+@pytest.mark.parametrize("family", ["random_forest", "catboost"])
+def test_a_model_set_to_predict_on_one_thread_gives_the_same_rents(family, tmp_path):
+    bundle = load_model(save_tiny_model(tmp_path / "model.joblib", family))
+    frame = listings(*({"area": 30.0 + 7 * i, "rooms": 1 + i % 4} for i in range(20)))
+    before = score(bundle, frame)
+    predict_on_threads(bundle["pipeline"], 1)
+    pd.testing.assert_frame_equal(score(bundle, frame), before)
+    models = fitted_models(bundle["pipeline"][-1])
+    assert len(models) == (2 if family == "catboost" else 1)  # catboost: one per target, averaged
+    for model in models:
+        threads = model.predict.keywords["thread_count"] if family == "catboost" else model.n_jobs
+        assert threads == 1
