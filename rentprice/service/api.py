@@ -7,34 +7,21 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from rentprice.errors import RentpriceError
 from rentprice.scoring import ranges_of
 from rentprice.service.drift import record_scored
 from rentprice.service.listings import json_int, judge, listing_json_schema
-from rentprice.service.models import ModelHolder, ServedModel
+from rentprice.service.models import holder, served
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def holder() -> ModelHolder:
-    """The model holder of the running app."""
-    return current_app.extensions["rentprice"]
 
 
 def error(status: HTTPStatus, message: str, **extra: Any) -> tuple[Response, int]:
     """A JSON error response: ``{"error": message, ...extra}``."""
     return jsonify(error=message, **extra), status
-
-
-def served() -> ServedModel:
-    """The model this process serves; 503 when none is loaded."""
-    model = holder().current
-    if model is None:
-        abort(HTTPStatus.SERVICE_UNAVAILABLE, "no model is loaded")
-    return model
 
 
 @api.get("/health")

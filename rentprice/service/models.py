@@ -1,4 +1,4 @@
-"""The model a service process serves: loading it with its records and reloading it (docs/service.md)."""
+"""The model a service process serves: loading, reloading, and `served()` for the requests."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import yaml
+from flask import abort, current_app
 from loguru import logger
 
 from rentprice.errors import ModelError, RentpriceError
@@ -164,3 +166,16 @@ class ModelHolder:
         if self.announce is not None:
             self.announce()
         return model, previous
+
+
+def holder() -> ModelHolder:
+    """The model holder of the running app."""
+    return current_app.extensions["rentprice"]
+
+
+def served() -> ServedModel:
+    """The model this process serves; 503 when none is loaded."""
+    model = holder().current
+    if model is None:
+        abort(HTTPStatus.SERVICE_UNAVAILABLE, "no model is loaded")
+    return model

@@ -8,10 +8,9 @@ from flask import Blueprint, abort, render_template, request
 
 from rentprice.schema import GARDEN_M2, LISTING, YES_NO_COLUMNS
 from rentprice.scoring import FIELD, PREDICTION, REASON, ranges_of
-from rentprice.service.api import served
 from rentprice.service.drift import record_scored
 from rentprice.service.listings import FORM_FIELDS, RANGE_HIGH, RANGE_LOW, Verdict, form_listing, judge
-from rentprice.service.models import ServedModel
+from rentprice.service.models import ServedModel, served
 
 web = Blueprint("web", __name__)
 
