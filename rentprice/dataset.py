@@ -1,4 +1,4 @@
-"""Cleaning, data checks and the group-aware train/test split."""
+"""Cleaning, data checks (bounds from params, the listing contract) and the group-aware train/test split."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from rentprice.schema import (
     mask_implausible,
     require_columns,
 )
+from rentprice.scoring import FIELD, REASON, ROW, contract_rejects
 
 EXAMPLES_SHOWN = 3
 
@@ -91,7 +92,10 @@ def clean_listings(
     """Type, deduplicate, check and mask placeholders; return the clean rows and a report of what changed.
 
     Columns are named and typed by the listing contract (``schema.coerce_types``: aliases such as
-    ``constraction_year`` accepted, a repeated column refused).
+    ``constraction_year`` accepted, a repeated column refused). Rows outside ``checks.bounds`` are
+    dropped, then rows that break the contract's fixed rules (``scoring.contract_rejects``: what
+    batch scoring and the service would reject whatever the model), so the model is trained only
+    on listings it could score; the report counts both, the latter per field.
 
     Raises DataError with a readable report when a hard expectation breaks.
     """
@@ -99,7 +103,9 @@ def clean_listings(
     require_columns(typed, source)
     deduplicated = drop_exact_duplicates(typed)
     invalid = out_of_bounds(deduplicated, checks["bounds"])
-    kept = deduplicated[~invalid].reset_index(drop=True)
+    in_bounds = deduplicated[~invalid].reset_index(drop=True)
+    broken = contract_rejects(in_bounds)
+    kept = in_bounds.drop(index=broken[ROW]).reset_index(drop=True)
     dropped = len(typed) - len(kept)
     failures = share_failure(
         "rows outside bounds", int(invalid.sum()), len(deduplicated), checks["max_out_of_bounds_share"]
@@ -107,6 +113,9 @@ def clean_listings(
     if failures:
         failures += bound_failures(deduplicated, checks["bounds"])
     failures += share_failure("dropped rows", dropped, len(typed), checks["max_dropped_share"])
+    if failures and len(broken):
+        examples = [f"{field}: {reason}" for field, reason in zip(broken[FIELD], broken[REASON], strict=True)]
+        failures.append(CheckFailure("the listing contract", len(broken), examples[:EXAMPLES_SHOWN]))
     if len(kept) < checks["min_rows"]:
         failures.append(CheckFailure(f"at least {checks['min_rows']} usable rows", len(kept), []))
     raise_on_failures(failures, source)
@@ -114,6 +123,8 @@ def clean_listings(
         "rows_in": len(typed),
         "duplicates_dropped": len(typed) - len(deduplicated),
         "out_of_bounds_dropped": int(invalid.sum()),
+        "contract_dropped": len(broken),
+        "contract_dropped_by_field": dict(sorted(broken[FIELD].value_counts().items())),
         "rows_kept": len(kept),
         "addresses": int(kept[GROUP].nunique()),
         "treated_as_missing": count_implausible(kept, plausible),

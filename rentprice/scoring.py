@@ -127,14 +127,36 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
     rejected. Raises DataError when a feature column is missing altogether or repeated, and
     ModelError when the model file records no ranges.
     """
-    frame = canonical_columns(frame, "listings")
-    require_columns(frame, "listings", FEATURE_COLUMNS)
     pipeline = pipeline_of(model)
     ranges = ranges_of(model)
+    scorable, rejects = _judge(frame, ranges, _plausible(pipeline), first_row)
+    return ValidationResult(scorable, rejects, _count_unknown(scorable, pipeline))
+
+
+def contract_rejects(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` that break the listing contract's fixed rules, as ROW, FIELD, REASON.
+
+    The rules of ``validate_listings`` that need no model: a required field missing, a number that
+    is not one or is below its minimum, a yes/no, garden or energy value that is not one. Rows are
+    numbered by position. The prepare stage drops these rows, so the model is trained only on
+    listings it could score.
+    """
+    return _judge(frame, {}, {}, 0)[1]
+
+
+def _judge(
+    frame: pd.DataFrame,
+    ranges: Mapping[str, list[float]],
+    plausible: Mapping[str, list[float]],
+    first_row: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scorable rows (numbers parsed) and the rejects of ``frame`` (see ``validate_listings``)."""
+    frame = canonical_columns(frame, "listings")
+    require_columns(frame, "listings", FEATURE_COLUMNS)
     rows = np.arange(first_row, first_row + len(frame), dtype="int64")
     listings = frame[FEATURE_LABELS]
     numbers, reasons = {}, {}
-    plausible = {ALIASES.get(header_key(name), name): bounds for name, bounds in _plausible(pipeline).items()}
+    plausible = {ALIASES.get(header_key(name), name): bounds for name, bounds in plausible.items()}
     for name in NUMERIC_COLUMNS:
         numbers[name], not_a_number = _numbers(listings[name])
         if name in plausible:  # a placeholder such as year 1005 is unknown, not out of range
@@ -169,7 +191,7 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
             REASON: pd.array(reason[~keep], dtype="str"),
         }
     )
-    return ValidationResult(scorable, rejects, _count_unknown(scorable, pipeline))
+    return scorable, rejects
 
 
 def score(model: Mapping[str, Any], scorable: pd.DataFrame, level: float | None = None) -> pd.DataFrame:

@@ -3,6 +3,7 @@ import pytest
 
 from rentprice.dataset import clean_listings, drop_exact_duplicates, group_split, out_of_bounds
 from rentprice.errors import DataError
+from rentprice.scoring import contract_rejects
 from tests.support import listings
 
 CHECKS = {
@@ -57,11 +58,51 @@ def test_clean_listings_reports_what_it_did():
         "rows_in": 8,
         "duplicates_dropped": 1,
         "out_of_bounds_dropped": 1,
+        "contract_dropped": 0,
+        "contract_dropped_by_field": {},
         "rows_kept": 6,
         "addresses": 6,
         "treated_as_missing": {"construction_year": 1},
     }
     assert kept["construction_year"].isna().sum() == 1 and len(kept) == 6
+
+
+def test_rows_the_listing_contract_rejects_are_not_trained_on_and_are_counted_per_field():
+    raw = pd.concat(
+        [
+            many(4),
+            listings(
+                {"address": "x", "balcony": "maybe"},  # not yes or no
+                {"address": "y", "rooms": -1.0},  # below the contract's minimum
+                {"address": "z", "garden": "huge"},  # not a garden text
+                {"address": "w", "bedrooms": None},  # a required field missing
+                {"address": "v", "energy": "Q"},  # not an energy label
+            ),
+        ],
+        ignore_index=True,
+    )
+    kept, report = clean_listings(raw, CHECKS | {"max_dropped_share": 0.6}, PLAUSIBLE, "raw.parquet")
+    assert report["contract_dropped"] == 5
+    assert report["contract_dropped_by_field"] == {
+        "balcony": 1,
+        "bedrooms": 1,
+        "energy": 1,
+        "garden": 1,
+        "rooms": 1,
+    }
+    assert sorted(kept["address"]) == [f"address {i}" for i in range(4)]
+    # what prepare keeps, batch scoring's validation accepts by the same fixed rules
+    assert contract_rejects(kept).empty
+
+
+def test_too_many_rows_breaking_the_contract_fail_prepare_with_examples():
+    raw = pd.concat([many(2), listings({"address": "x", "rooms": -1.0}, {"address": "y", "balcony": "?"})])
+    with pytest.raises(DataError) as failure:
+        clean_listings(raw, CHECKS | {"max_dropped_share": 0.25}, PLAUSIBLE, "raw.parquet")
+    message = str(failure.value)
+    assert "dropped rows at most 25% of 4 rows: 2 row(s)" in message
+    assert "the listing contract: 2 row(s)" in message
+    assert "rooms: must not be negative, got -1" in message and "balcony: '?' is not yes or no" in message
 
 
 def test_clean_listings_fails_with_readable_report_when_too_many_rows_are_invalid():

@@ -296,7 +296,6 @@ def test_booleans_and_dates_are_not_numbers(bundle):
     assert result.rejects[REASON].tolist() == ["True is not a number", "'2020-01-01' is not a number"]
 
 
-
 @pytest.mark.parametrize("family", ["random_forest", "catboost"])
 def test_a_model_set_to_predict_on_one_thread_gives_the_same_rents(family, tmp_path):
     bundle = load_model(save_tiny_model(tmp_path / "model.joblib", family))
