@@ -34,12 +34,29 @@ def parent_pid(pid: int) -> int:
 
 
 def stop_when_orphaned(shell: int, launcher: int) -> None:
-    """Send SIGTERM to this process once ``shell`` no longer has ``launcher`` (`dvc`) as its parent."""
+    """Send SIGTERM to this process once ``shell`` has lost ``launcher`` (`dvc`) as its parent.
+
+    ``launcher`` 0: `dvc` was gone before the watch began. When the shell itself is gone,
+    ``PR_SET_PDEATHSIG`` has signalled this process already.
+    """
     import time
 
-    while parent_pid(shell) == launcher:
+    while launcher and (parent := parent_pid(shell)) == launcher:
         time.sleep(WATCH_SECONDS)
-    os.kill(os.getpid(), SIGTERM)
+    if not launcher or parent != 0:
+        os.kill(os.getpid(), SIGTERM)
+
+
+def launched_by(shell: int) -> int:
+    """The pid of the process that started ``shell`` (`dvc`); 0 when it is gone already.
+
+    A shell whose `dvc` died before this process started is the child of init (pid 1) or of a
+    subreaper by now; pid 1 counts as `dvc` only when it is `dvc` or Python (`dvc` in a container).
+    """
+    launcher = parent_pid(shell)
+    if launcher == 1 and not command_name(1).startswith(("dvc", "python")):
+        return 0
+    return launcher
 
 
 def command_name(pid: int) -> str:
@@ -59,6 +76,5 @@ if sys.platform == "linux" and os.environ.get("DVC_STAGE"):
         import threading
 
         shell = os.getppid()
-        threading.Thread(
-            target=stop_when_orphaned, args=(shell, parent_pid(shell)), name="stop-when-dvc-dies", daemon=True
-        ).start()
+        watch = (shell, launched_by(shell))
+        threading.Thread(target=stop_when_orphaned, args=watch, name="watch-dvc", daemon=True).start()

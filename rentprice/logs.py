@@ -58,6 +58,8 @@ def stopping_on_sigterm() -> Iterator[None]:
         return
 
     def terminate(signum: int, frame: object) -> None:
+        # once: a second SIGTERM (the process group's, the parent's death) must not break the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, terminate)

@@ -187,7 +187,11 @@ def fit_model(model: Pipeline, frame: pd.DataFrame, target: pd.Series, source: s
 
 
 def fitted_models(regressor: Any) -> list[Any]:
-    """The fitted tree models inside a fitted regressor (a mean of models, a target wrapper)."""
+    """The fitted estimators inside a fitted regressor.
+
+    The members of a mean (VotingRegressor), the inner model of a target wrapper (``regressor_``),
+    else the regressor itself.
+    """
     if isinstance(regressor, VotingRegressor):
         return [model for member in regressor.estimators_ for model in fitted_models(member)]
     inner = getattr(regressor, "regressor_", None)
