@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dvc.config import Config
-from dvc.exceptions import CheckoutError, DvcException
+from dvc.exceptions import CheckoutError
 from dvc.repo import Repo
 
 from rentprice.errors import RentpriceError
@@ -160,6 +160,11 @@ def explain_failure(action: str, remote: Remote, errors: Sequence[BaseException]
                 f"`dvc remote modify --local {remote.name} secret_access_key KEY`, "
                 "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
+        if isinstance(error, OSError) and not _on_remote(error, remote):
+            return (
+                f"dvc {action} failed on {error.filename} ({one_line(error)}): a local path, not "
+                f"{remote}; check its permissions and the free space there"
+            )
         if isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno == errno.EROFS):
             verb = "write" if action == "push" else "read"
             return (
@@ -179,6 +184,18 @@ def explain_failure(action: str, remote: Remote, errors: Sequence[BaseException]
             )
     detail = f" ({one_line(errors[0])})" if errors else ""
     return f"dvc {action} with {remote} failed{detail}: see DVC's messages above"
+
+
+def _on_remote(error: OSError, remote: Remote) -> bool:
+    """Whether ``error`` is about ``remote``, not about a local path outside it (workspace, cache).
+
+    s3fs names an object as ``bucket/key`` (or nothing); a local file system names absolute paths.
+    """
+    name = error.filename
+    if not isinstance(name, str) or not os.path.isabs(name):
+        return True
+    local = remote.local_path
+    return local is not None and Path(os.path.realpath(name)).is_relative_to(os.path.realpath(local))
 
 
 class LoggedErrors(logging.Handler):
@@ -208,12 +225,13 @@ class LoggedErrors(logging.Handler):
 @contextmanager
 def explained(action: str, remote: Remote) -> Iterator[Repo]:
     """The DVC repository of the working directory; a failure of DVC's within is one StorageError."""
-    credentials, connection = _boto_errors()
     with LoggedErrors() as logged:
         try:
             with Repo() as repo:
                 yield repo
-        except (DvcException, OSError, *credentials, *connection) as error:
+        except RentpriceError:
+            raise
+        except Exception as error:  # whatever DVC or a file system library raises: one line, not a traceback
             raise StorageError(explain_failure(action, remote, [error, *logged.errors])) from error
 
 

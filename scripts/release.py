@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from loguru import logger
 
@@ -71,8 +72,11 @@ def check_tree_clean() -> None:
 
 def check_pipeline_up_to_date() -> None:
     """Refuse when ``dvc status`` reports any stage or DVC-tracked file out of date."""
-    with Repo() as repo:
-        stale = sorted(repo.status())
+    try:
+        with Repo() as repo:
+            stale = sorted(repo.status())
+    except DvcException as error:
+        raise ReleaseError(f"dvc status failed: {' '.join(str(error).split())}") from None
     if stale:
         raise ReleaseError(
             f"the pipeline is not up to date (dvc status: {', '.join(stale)}): "

@@ -17,6 +17,7 @@ from rentprice.remote import (
     check_not_pull_only,
     check_writable,
     explain_failure,
+    explained,
     find_remote,
     main,
 )
@@ -95,6 +96,32 @@ def test_dvc_failures_become_one_line_with_remote_and_fix(action, errors, expect
     message = explain_failure(action, S3, errors)
     assert expected in message
     assert "\n" not in message
+
+
+def test_a_local_path_outside_the_remote_is_named_instead_of_blaming_the_remote():
+    workspace = PermissionError(errno.EACCES, "Permission denied", "/home/me/rentprice/data/raw")
+    message = explain_failure("pull", Remote("storage", "/srv/dvc"), [DownloadError(1), workspace])
+    assert message.startswith("dvc pull failed on /home/me/rentprice/data/raw ([Errno 13] Permission denied")
+    assert "a local path, not remote 'storage' (/srv/dvc)" in message
+    inside = PermissionError(errno.EACCES, "Permission denied", "/srv/dvc/files/md5/ab")
+    assert "refused access" in explain_failure("push", Remote("storage", "/srv/dvc"), [inside])
+
+
+def test_any_other_failure_within_dvcs_api_is_one_line_too(dvc_project):
+    subprocess.run(["git", "init", "-q"], cwd=dvc_project, check=True, env=tool_env())
+    with pytest.raises(StorageError) as failure, explained("push", S3):
+        raise ValueError("an error no one foresaw\nover two lines")
+    assert str(failure.value) == (
+        "dvc push with remote 'mine' (s3://bucket/rentprice) failed (an error no one foresaw over two "
+        "lines): see DVC's messages above"
+    )
+
+
+def test_a_failing_dvc_status_stops_a_release_with_one_line(tmp_path, monkeypatch):
+    release = release_script()
+    monkeypatch.chdir(tmp_path)  # not a DVC repository
+    with pytest.raises(release.ReleaseError, match=r"^dvc status failed: you are not inside"):
+        release.check_pipeline_up_to_date()
 
 
 def test_the_exceptions_dvc_logs_while_it_transfers_are_collected_and_its_handlers_restored():
