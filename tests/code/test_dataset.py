@@ -3,7 +3,9 @@ import pytest
 
 from rentprice.dataset import clean_listings, drop_exact_duplicates, group_split, out_of_bounds
 from rentprice.errors import DataError
-from rentprice.scoring import contract_rejects
+from rentprice.model import load_model
+from rentprice.scoring import ROW, contract_rejects, validate_listings
+from tests.code.scoring_fixtures import save_tiny_model
 from tests.support import listings
 
 CHECKS = {
@@ -67,7 +69,7 @@ def test_clean_listings_reports_what_it_did():
     assert kept["construction_year"].isna().sum() == 1 and len(kept) == 6
 
 
-def test_rows_the_listing_contract_rejects_are_not_trained_on_and_are_counted_per_field():
+def test_rows_the_listing_contract_rejects_are_not_trained_on_and_are_counted_per_field(tmp_path):
     raw = pd.concat(
         [
             many(4),
@@ -91,8 +93,11 @@ def test_rows_the_listing_contract_rejects_are_not_trained_on_and_are_counted_pe
         "rooms": 1,
     }
     assert sorted(kept["address"]) == [f"address {i}" for i in range(4)]
-    # what prepare keeps, batch scoring's validation accepts by the same fixed rules
-    assert contract_rejects(kept).empty
+    # the rows prepare drops are those batch scoring rejects, for the same field and reason
+    broken = contract_rejects(raw).set_index(ROW)
+    scored = validate_listings(raw, load_model(save_tiny_model(tmp_path / "model.joblib")))
+    assert len(broken) == 5
+    pd.testing.assert_frame_equal(scored.rejects.set_index(ROW).loc[broken.index], broken)
 
 
 def test_too_many_rows_breaking_the_contract_fail_prepare_with_examples():

@@ -159,3 +159,20 @@ def test_predict_writes_the_summary_of_the_scored_rows_beside_its_output(tmp_pat
     assert summary["features"]["area"]["psi"] >= DEFAULT_THRESHOLDS["psi_alert"]
     assert summary["features"]["balcony"]["psi"] == 0
     assert describe(summary) in capsys.readouterr().err
+
+
+def test_monitors_of_parts_merged_equal_one_monitor_of_the_whole(profile, source):
+    batch = source.sample(600, random_state=3)
+    parts = [DriftMonitor(profile) for _ in range(3)]
+    parts[0].update(batch.iloc[:250])
+    parts[1].update(batch.iloc[250:])  # parts[2] scored nothing
+    merged = DriftMonitor(profile)
+    for part in parts:
+        merged.merge(part)
+    assert merged.summary(THRESHOLDS) == summarise(profile, batch, chunks=1)
+    empty = DriftMonitor(profile)
+    empty.merge(DriftMonitor(profile))
+    assert empty.summary(THRESHOLDS)["verdict"] == "no rows"
+    without = DriftMonitor(None)
+    without.merge(DriftMonitor(None))
+    assert without.summary(THRESHOLDS) == {"verdict": NO_PROFILE}

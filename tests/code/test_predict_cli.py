@@ -19,9 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pa_parquet
 import pytest
 import yaml
+from loguru import logger
 
 from rentprice import batch as batch_module
 from rentprice import io as io_module
+from rentprice.batch import Summary
+from rentprice.drift import DriftMonitor
 from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
@@ -522,3 +525,36 @@ def test_the_stage_scores_params_predict_input_when_no_input_is_given(stage, mod
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     assert stage.main(["--model", str(model_file), "--output", str(workdir / "out.csv")]) == 0
     assert len(read(workdir / "out.csv")) == 4
+
+
+def test_summaries_of_parts_merged_equal_counting_every_chunk_in_one():
+    rejects = pa.table({"field": ["area", "balcony", "area"]})
+    chunks = [
+        (5, pa.table({"x": [1] * 3}), rejects.slice(0, 2), {"energy": 1}),
+        (4, pa.table({"x": [1] * 3}), rejects.slice(2), {"zip": 2}),
+    ]
+    whole = Summary(DriftMonitor(None))
+    for chunk in chunks:
+        whole.count(*chunk)
+    merged = Summary(DriftMonitor(None))
+    for chunk in chunks:
+        part = Summary(DriftMonitor(None))
+        part.count(*chunk)
+        merged.merge(part)
+    for summary in (whole, merged):
+        assert (summary.rows, summary.scored, summary.rejected) == (9, 6, 3)
+        assert summary.rejected_by_field == {"area": 2, "balcony": 1}
+        assert summary.treated_as_unknown == {"energy": 1, "zip": 2}
+
+
+def test_without_a_terminal_progress_is_a_log_line_with_rows_so_far(monkeypatch):
+    monkeypatch.setattr(batch_module, "PROGRESS_SECONDS", 0)
+    lines = []
+    sink = logger.add(lines.append, format="{message}")
+    try:
+        with batch_module.progress_reporter(total=10) as progress:
+            progress(4)
+            progress(6)
+    finally:
+        logger.remove(sink)
+    assert [line.split(",")[0] for line in lines] == ["progress: 4 rows", "progress: 10 rows"]
