@@ -64,31 +64,36 @@ def main() -> int:
     ours = encoder.transform(texts)
     theirs = vectorizer.transform(docs).toarray()
     same = ours.shape == theirs.shape and bool(np.array_equal(ours, theirs))
-    ours_seconds = best_seconds(lambda: encoder.transform(texts), args.repeats)
-    theirs_seconds = best_seconds(lambda: vectorizer.transform(docs).toarray(), args.repeats)
     codes, distinct = pd.factorize(texts)
     distinct_docs = [*documents(pd.Series(distinct)), None]  # code -1 (missing) picks the last row
     by_text = vectorizer.transform(distinct_docs).toarray()[codes]
-    same = same and bool(np.array_equal(ours, by_text))
+    same_by_text = ours.shape == by_text.shape and bool(np.array_equal(ours, by_text))
+    ours_seconds = best_seconds(lambda: encoder.transform(texts), args.repeats)
+    theirs_seconds = best_seconds(lambda: vectorizer.transform(docs).toarray(), args.repeats)
     distinct_seconds = best_seconds(
         lambda: vectorizer.transform(distinct_docs).toarray()[pd.factorize(texts)[0]], args.repeats
     )
-    try:  # a minimum count no facility reaches (every listing would need every facility)
-        CountVectorizer(analyzer=facility_list, min_df=len(train)).fit(documents(train))
-        empty = "an empty vocabulary"
+    counts = CountVectorizer(analyzer=facility_list, binary=True).fit_transform(documents(train))
+    unreached = int(counts.sum(axis=0).max()) + 1  # a minimum count that no facility reaches
+    try:
+        fitted = CountVectorizer(analyzer=facility_list, min_df=unreached).fit(documents(train))
+        empty = f"a vocabulary of {len(fitted.vocabulary_)}"
     except ValueError as error:
         empty = f"ValueError: {error}"
 
     print(f"{args.rows:,} listings, {texts.nunique():,} distinct facilities texts, min count {min_count}")
-    print(f"vocabulary: {len(encoder.vocabulary_)} facilities; same matrix: {same}")
+    print(f"vocabulary: {len(encoder.vocabulary_)} facilities")
     print(f"FacilitiesEncoder.transform: {ours_seconds:.3f} s")
     ratio = theirs_seconds / ours_seconds
     print(f"CountVectorizer.transform + toarray: {theirs_seconds:.3f} s ({ratio:.1f}x)")
+    print(f"  same matrix: {same}")
     ratio = distinct_seconds / ours_seconds
-    print(f"CountVectorizer on the distinct texts only: {distinct_seconds:.3f} s ({ratio:.1f}x)")
-    print(f"CountVectorizer when no facility reaches the minimum count: {empty}")
-    print(f"FacilitiesEncoder then: {FacilitiesEncoder(len(train)).fit(train.to_frame()).vocabulary_}")
-    return 0 if same else 1
+    print(f"CountVectorizer on the distinct texts: {distinct_seconds:.3f} s ({ratio:.1f}x)")
+    print(f"  same matrix: {same_by_text}")
+    print(f"with a minimum count of {unreached}, which no facility reaches:")
+    print(f"  CountVectorizer: {empty}")
+    print(f"  FacilitiesEncoder: {FacilitiesEncoder(unreached).fit(train.to_frame()).vocabulary_}")
+    return 0 if same and same_by_text else 1
 
 
 if __name__ == "__main__":

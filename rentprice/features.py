@@ -157,8 +157,8 @@ class FacilitiesEncoder(TransformerMixin, BaseEstimator):
     """Multi-hot encoding of the facilities text; the vocabulary is learned on the training rows.
 
     Kept instead of scikit-learn's CountVectorizer, which gives the same matrix: used as it is, it
-    is 58 times slower on a batch chunk, and it raises on an empty vocabulary (bench/facilities.py,
-    docs/benchmarks.md).
+    analyses every row rather than each distinct text, many times slower on a batch chunk, and it
+    raises on an empty vocabulary (figures: bench/facilities.py, docs/benchmarks.md).
     """
 
     def __init__(self, min_count: int = 5):
