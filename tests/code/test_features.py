@@ -6,6 +6,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import TargetEncoder
+from sklearn.utils import estimator_checks
 
 from rentprice.features import (
     FacilitiesEncoder,
@@ -295,3 +296,35 @@ def test_implausible_to_missing_passes_the_given_input_names_through():
     frame = listings({})[["area", "construction_year"]]
     clean = ImplausibleToMissing({}).fit(frame)
     assert list(clean.get_feature_names_out(["area", "construction_year"])) == ["area", "construction_year"]
+
+
+#: scikit-learn's estimator checks that apply to transformers of listing frames. The others feed
+#: random numeric arrays (or sparse, 1-D, complex data), which these transformers do not take: they
+#: read named text and number columns of a DataFrame; the tests above fit them on listings and check
+#: ``get_feature_names_out`` and ``set_output`` through the pipeline.
+API_CHECKS = (
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_mixin_order",
+    "check_estimators_unfitted",
+    "check_transformers_unfitted",
+)
+
+
+@pytest.mark.parametrize("check", API_CHECKS)
+@pytest.mark.parametrize(
+    "transformer",
+    [
+        ImplausibleToMissing({"construction_year": [1500, 2030]}),
+        FacilitiesEncoder(min_count=2),
+        ListingFeatures(),
+    ],
+    ids=lambda transformer: type(transformer).__name__,
+)
+def test_the_transformers_pass_scikit_learns_estimator_checks_that_apply(transformer, check):
+    getattr(estimator_checks, check)(type(transformer).__name__, clone(transformer))
