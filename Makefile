@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 
 ## setup: create .venv with the pinned dependencies and pull the source data snapshot
 setup: $(VENV)/.installed
-	dvc pull data/source/rent_apartments.sqlite.dvc
+	dvc pull --remote source data/source/rent_apartments.sqlite.dvc
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

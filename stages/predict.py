@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scheduler",
         type=scheduler,
         help="Dask scheduler (tcp://host:8786) or local[:N]: --input is then a directory, glob or file"
-        " (local or s3://), --output and --rejects data set directories (default: <output>.rejects)",
+        " (local or s3://), and --output and --rejects are data set directories (--rejects by default"
+        " <output>.rejects)",
     )
     return parser.parse_args(argv)
 
