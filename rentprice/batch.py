@@ -34,6 +34,7 @@ from rentprice.errors import DataError
 from rentprice.io import atomic_path
 from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
 from rentprice.scoring import (
+    DVC_LOCK,
     FIELD,
     HIGH,
     LOW,
@@ -50,6 +51,8 @@ FORMATS = {".csv": "csv", ".parquet": "parquet"}
 #: Rows per chunk: enough that per-call overhead is negligible, few enough that memory stays well
 #: under 1 GiB (bench/predict.py measures both).
 CHUNK_ROWS = 100_000
+#: The share of rejected rows above which a run fails and writes nothing, unless told otherwise.
+MAX_REJECT_RATE = 0.5
 #: Seconds between progress lines in the log when no terminal shows a progress bar.
 PROGRESS_SECONDS = 30
 #: The default rejects file of output ``x.csv``: ``x.csv.rejects.csv``, which no other output's
@@ -426,9 +429,9 @@ def score_file(
     output: Path,
     rejects: Path,
     *,
-    max_reject_rate: float = 0.5,
+    max_reject_rate: float = MAX_REJECT_RATE,
     chunk_rows: int = CHUNK_ROWS,
-    lock: Path = Path("dvc.lock"),
+    lock: Path = DVC_LOCK,
     progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Score listings file ``source`` (``-``: CSV on stdin) into ``output`` and ``rejects``.

@@ -49,6 +49,7 @@ from loguru import logger
 from rentprice.batch import (
     CHUNK_ROWS,
     FORMATS,
+    MAX_REJECT_RATE,
     Summary,
     check_reject_rate,
     output_schemas,
@@ -132,7 +133,7 @@ def score_dataset(
     output: str,
     rejects: str,
     scheduler: str,
-    max_reject_rate: float = 0.5,
+    max_reject_rate: float = MAX_REJECT_RATE,
     chunk_rows: int = CHUNK_ROWS,
     part_rows: int = PART_ROWS,
     lock: Path = DVC_LOCK,

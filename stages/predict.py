@@ -17,6 +17,7 @@ from loguru import logger
 
 from rentprice.batch import (
     CHUNK_ROWS,
+    MAX_REJECT_RATE,
     Summary,
     count_rows,
     default_rejects,
@@ -30,8 +31,6 @@ from rentprice.io import write_json
 from rentprice.logs import run_stage, step
 from rentprice.params import load_params
 from rentprice.scoring import DVC_LOCK
-
-DEFAULT_MAX_REJECT_RATE = 0.5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-reject-rate",
         type=share,
         help="fail, writing nothing, when more than this share of rows is rejected "
-        "(default 0.5; without --input, params predict.max_reject_rate)",
+        f"(default {MAX_REJECT_RATE}; without --input, params predict.max_reject_rate)",
     )
     parser.add_argument("--chunk-rows", type=positive, default=CHUNK_ROWS, help="rows scored at a time")
     parser.add_argument(
@@ -110,7 +109,7 @@ def positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> None:
     """Fill the defaults (from params without ``--input``), then score here or on the cluster."""
-    defaults = {"max_reject_rate": DEFAULT_MAX_REJECT_RATE, **DEFAULT_THRESHOLDS}
+    defaults = {"max_reject_rate": MAX_REJECT_RATE, **DEFAULT_THRESHOLDS}
     if args.input is None:
         params = load_params(args.params)
         args.input = params.predict.input
