@@ -5,25 +5,9 @@ from pathlib import Path
 from rentprice.drift import training_profile
 from rentprice.model import build_model, calibrate_range, fit_model, save_model
 from rentprice.scoring import RANGES, trained_ranges
-from tests.support import listings
+from tests.support import listings, small_train
 
-TRAIN = {
-    "model": "random_forest",
-    "seed": 0,
-    "n_estimators": 20,
-    "log_target": True,
-    "n_jobs": 2,
-    "facilities_min_count": 1,
-    "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
-    "range_level": 0.8,
-    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 1.0},
-    "catboost": {
-        "learning_rate": 0.3,
-        "depth": 3,
-        "max_ctr_complexity": 1,
-        "targets": ["rent", "rent_per_m2"],
-    },
-}
+TRAIN = small_train()
 PLACES = [("1071 HN", "Cornelis Schuytbuurt"), ("1011 AB", "Oosterdokseiland")]
 
 

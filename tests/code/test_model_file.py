@@ -7,24 +7,14 @@ from sklearn.exceptions import InconsistentVersionWarning
 
 from rentprice.errors import ModelError, ParamsError
 from rentprice.model import build_model, feature_importance, fit_model, load_model, save_model
-from tests.support import listings
+from tests.support import listings, small_train
 
-TRAIN = {
-    "model": "random_forest",
-    "seed": 0,
-    "n_estimators": 10,
-    "log_target": True,
-    "n_jobs": 1,
-    "facilities_min_count": 1,
-    "features": {"garden": True, "energy": True},
-    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 1.0},
-    "catboost": {
-        "learning_rate": 0.3,
-        "depth": 2,
-        "max_ctr_complexity": 1,
-        "targets": ["rent", "rent_per_m2"],
-    },
-}
+TRAIN = small_train(
+    n_estimators=10,
+    n_jobs=1,
+    features={"amenities": False, "facilities": False, "location": False},
+    catboost={"depth": 2},
+)
 
 
 @pytest.fixture(params=["random_forest", "catboost"])

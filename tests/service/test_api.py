@@ -34,6 +34,17 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CHUNKED = {"wsgi.input_terminated": True}
 
 
+def post_chunked(client, path: str, body: bytes, content_type: str = "application/json"):
+    """POST ``body`` without Content-Length, in chunks, as gunicorn hands such a request to the app."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked"},
+        content_type=content_type,
+        environ_overrides=CHUNKED,
+    )
+
+
 def expected_rents(model_path, *listings):
     """What rentprice.scoring predicts for these listings: rent, low and high, as the API names them."""
     model = load_model(model_path)
@@ -171,23 +182,11 @@ def test_an_oversize_body_gets_413_json(client):
 def test_an_oversize_chunked_body_gets_413_not_400(client):
     # no Content-Length: the body arrives in chunks and is cut at the limit while it is read
     body = json.dumps([{**LISTING, "address": "x" * MAX_REQUEST_BYTES}]).encode()
-    response = client.post(
-        PREDICT,
-        input_stream=io.BytesIO(body),
-        headers={"Transfer-Encoding": "chunked"},
-        content_type="application/json",
-        environ_overrides=CHUNKED,
-    )
+    response = post_chunked(client, PREDICT, body)
     assert response.status_code == 413
     assert response.json == {"error": f"the request is larger than {MAX_REQUEST_BYTES} bytes"}
     small = json.dumps(LISTING).encode()
-    response = client.post(
-        PREDICT,
-        input_stream=io.BytesIO(small),
-        headers={"Transfer-Encoding": "chunked"},
-        content_type="application/json",
-        environ_overrides=CHUNKED,
-    )
+    response = post_chunked(client, PREDICT, small)
     assert response.status_code == 200
 
 
@@ -201,13 +200,7 @@ def test_a_form_with_too_many_parts_gets_413_naming_the_part_limit(service_dir):
     oversize = client.post("/", data={"address": "x" * 1_000_000}, content_type="multipart/form-data")
     assert oversize.status_code == 413
     assert "larger than 1000000 bytes" in oversize.get_data(as_text=True)
-    chunked = client.post(
-        "/",
-        input_stream=io.BytesIO(b"x" * 1_000_001),
-        headers={"Transfer-Encoding": "chunked"},
-        content_type="multipart/form-data; boundary=b",
-        environ_overrides=CHUNKED,
-    )
+    chunked = post_chunked(client, "/", b"x" * 1_000_001, "multipart/form-data; boundary=b")
     assert chunked.status_code == 413
     assert "larger than 1000000 bytes" in chunked.get_data(as_text=True)
 

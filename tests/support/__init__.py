@@ -41,6 +41,37 @@ VALID_LISTING = {
     "rent": 2000.0,
 }
 
+#: The ``train`` params of the small models the tests fit (``small_train`` varies them): every key
+#: both model families read, values chosen for speed, not for accuracy.
+SMALL_TRAIN = {
+    "model": "random_forest",
+    "seed": 0,
+    "n_estimators": 20,
+    "log_target": True,
+    "n_jobs": 2,
+    "facilities_min_count": 1,
+    "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
+    "range_level": 0.8,
+    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 1.0},
+    "catboost": {
+        "learning_rate": 0.3,
+        "depth": 3,
+        "max_ctr_complexity": 1,
+        "targets": ["rent", "rent_per_m2"],
+    },
+}
+
+
+def small_train(**overrides) -> dict:
+    """SMALL_TRAIN with ``overrides``; a group (``features``, ``catboost``...) is updated key by key."""
+    return {
+        **SMALL_TRAIN,
+        **{
+            key: {**SMALL_TRAIN[key], **value} if isinstance(value, dict) else value
+            for key, value in overrides.items()
+        },
+    }
+
 
 def listings(*overrides: dict) -> pd.DataFrame:
     """A frame of valid listings, one per override dict applied to VALID_LISTING."""

@@ -6,26 +6,16 @@ from pathlib import Path
 
 from rentprice.schema import SOURCE_COLUMNS, TARGET
 from rentprice.service.config import ServiceConfig
-from tests.support import VALID_LISTING
+from tests.support import VALID_LISTING, small_train
 
 TRAIN_ROWS = 400
-TRAIN = {
-    "model": "catboost",
-    "seed": 0,
-    "n_estimators": 50,
-    "log_target": True,
-    "n_jobs": 2,
-    "facilities_min_count": 5,
-    "features": {"amenities": True, "garden": True, "energy": True, "facilities": True, "location": True},
-    "range_level": 0.8,
-    "random_forest": {"max_depth": None, "min_samples_leaf": 1, "max_features": 0.5},
-    "catboost": {
-        "learning_rate": 0.2,
-        "depth": 4,
-        "max_ctr_complexity": 1,
-        "targets": ["rent", "rent_per_m2"],
-    },
-}
+TRAIN = small_train(
+    model="catboost",
+    n_estimators=50,
+    facilities_min_count=5,
+    random_forest={"max_features": 0.5},
+    catboost={"learning_rate": 0.2, "depth": 4},
+)
 TOKEN = "correct horse battery staple"
 MAX_LISTINGS = 10
 MAX_REQUEST_BYTES = 20_000
