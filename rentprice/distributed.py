@@ -62,7 +62,7 @@ from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError, ModelError, RentpriceError
 from rentprice.logs import step
 from rentprice.model import load_model, predict_on_threads
-from rentprice.scoring import DVC_LOCK, load_scoring_model, locked_md5
+from rentprice.scoring import DVC_LOCK, load_scoring_model
 
 #: Column naming the input file of every output row (as the data set was named: a relative local
 #: path stays relative, an S3 key is a full ``s3://`` URL), beside ``row``, its 0-based row in that file.
@@ -155,9 +155,9 @@ def score_dataset(
         if _is_inside(name, dataset):
             raise DataError(f"{name}: output must not be inside the input data set {dataset}")
     # the client verifies the model as the streaming stage does, so a bad file fails before any work
-    model = load_scoring_model(model_path, lock)
+    model = load_scoring_model(model_path, lock)  # its md5 matches dvc.lock's, where that lists it
     model_bytes = Path(model_path).read_bytes()
-    model_md5 = locked_md5(Path(model_path), lock) or hashlib.md5(model_bytes).hexdigest()
+    model_md5 = hashlib.md5(model_bytes).hexdigest()
     token = secrets.token_hex(4)
     outputs = Outputs(
         out_fs,

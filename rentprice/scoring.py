@@ -233,14 +233,25 @@ def load_scoring_model(path: Path, lock: Path = DVC_LOCK) -> dict[str, Any]:
     return load_model(path)
 
 
-def locked_md5(path: Path, lock: Path) -> str | None:
-    """The md5 ``lock`` records for ``path`` as a stage output, or None when it does not list it."""
+def lock_stages(lock: Path) -> dict[str, Any]:
+    """The ``stages`` of dvc.lock ``lock``; empty when the file does not exist.
+
+    A file that is not a readable dvc.lock is a ModelError.
+    """
     if not lock.is_file():
-        return None
+        return {}
     try:
         stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    except (yaml.YAMLError, AttributeError):
+    except (OSError, yaml.YAMLError, AttributeError):
         raise ModelError(f"{lock}: not a readable dvc.lock") from None
+    if not isinstance(stages, dict):
+        raise ModelError(f"{lock}: not a readable dvc.lock")
+    return stages
+
+
+def locked_md5(path: Path, lock: Path) -> str | None:
+    """The md5 ``lock`` records for ``path`` as a stage output, or None when it does not list it."""
+    stages = lock_stages(lock)
     target = Path(path).resolve()
     for stage in stages.values():
         for out in stage.get("outs", []):

@@ -11,14 +11,13 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import yaml
 from flask import abort, current_app
 from loguru import logger
 
 from rentprice.errors import ModelError, RentpriceError
 from rentprice.io import file_md5
 from rentprice.logs import step
-from rentprice.scoring import known_locations, load_scoring_model, locked_md5
+from rentprice.scoring import known_locations, load_scoring_model, lock_stages, locked_md5
 from rentprice.service.config import ServiceConfig
 
 GIT_TIMEOUT_SECONDS = 10
@@ -75,7 +74,7 @@ def _md5(path: Path) -> str | None:
 
 def evaluated_metrics(config: ServiceConfig, version: str) -> dict[str, Any] | None:
     """The test metrics file, if dvc.lock records it as an output of a stage that read this model version."""
-    stages = _lock_stages(config.lock_path)
+    stages = lock_stages(config.lock_path)
     model, metrics = config.model_path.resolve(), config.metrics_path.resolve()
     root = config.lock_path.parent
     for stage in stages.values():
@@ -89,15 +88,6 @@ def evaluated_metrics(config: ServiceConfig, version: str) -> dict[str, Any] | N
         if read_model and wrote_metrics:
             return _read_json(config.metrics_path)
     return None
-
-
-def _lock_stages(lock: Path) -> dict[str, Any]:
-    """The ``stages`` of a dvc.lock, empty when it is missing or unreadable."""
-    try:
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-    return stages if isinstance(stages, dict) else {}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
