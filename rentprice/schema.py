@@ -40,6 +40,7 @@ class ListingField:
     the range learned in training is checked on top (``trained_ranges``). ``aliases``: other
     spellings accepted in input headers and JSON keys. ``model_input``: False for a field the
     model never reads (passed through untouched). ``example``: a typical value, for docs and forms.
+    ``whole``: a count or a year; a value with a fraction is rejected (and the form steps by 1).
     """
 
     name: str

@@ -316,6 +316,9 @@ def _number_rule(name: str) -> Callable[[np.ndarray], np.ndarray]:
         reasons = np.full(len(numbers), None, dtype=object)
         if spec.required:
             reasons[np.isnan(numbers)] = "missing"
+        if spec.whole:  # a count or a year: 2.5 rooms is a typo, not a listing to price
+            bad = np.isfinite(numbers) & (numbers != np.floor(numbers))
+            reasons[bad] = [f"must be a whole number, got {number:g}" for number in numbers[bad]]
         if spec.exclusive_minimum is not None:
             bad, wanted = numbers <= spec.exclusive_minimum, _above(spec.exclusive_minimum, "positive")
         elif spec.minimum is not None:

@@ -15,6 +15,7 @@ from rentprice.scoring import (
     LOW,
     PREDICTION,
     REASON,
+    ROW,
     load_scoring_model,
     score,
     trained_ranges,
@@ -294,6 +295,22 @@ def test_headers_are_matched_ignoring_spacing_case_and_the_source_spelling(bundl
 def test_booleans_and_dates_are_not_numbers(bundle):
     result = validate_listings(listings({"area": True}, {"rooms": "2020-01-01"}), bundle)
     assert result.rejects[REASON].tolist() == ["True is not a number", "'2020-01-01' is not a number"]
+
+
+def test_counts_and_years_with_a_fraction_are_rejected_whole_numbers_of_any_type_are_not(bundle):
+    frame = listings(
+        {"rooms": 2.5},
+        {"bathrooms": "1.5"},
+        {"construction_year": 1930.25},
+        {"bedrooms": "2.0", "rooms": 3.0, "construction_year": "1930"},
+    )
+    result = validate_listings(frame, bundle)
+    assert result.rejects[[ROW, FIELD, REASON]].values.tolist() == [
+        [0, "rooms", "must be a whole number, got 2.5"],
+        [1, "bathrooms", "must be a whole number, got 1.5"],
+        [2, "construction_year", "must be a whole number, got 1930.25"],
+    ]
+    assert result.scorable.index.tolist() == [3]
 
 
 @pytest.mark.parametrize("family", ["random_forest", "catboost"])

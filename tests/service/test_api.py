@@ -95,6 +95,15 @@ def test_invalid_listing_gets_422_with_field_and_reason(client):
     assert response.json["errors"] == [{"index": 0, "field": "area", "reason": "must be positive, got -5"}]
 
 
+def test_a_count_with_a_fraction_gets_422_as_in_batch(client):
+    response = client.post(PREDICT, json=[{**LISTING, "rooms": 2.5}, {**LISTING, "bathrooms": "1.5"}])
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {"index": 0, "field": "rooms", "reason": "must be a whole number, got 2.5"},
+        {"index": 1, "field": "bathrooms", "reason": "must be a whole number, got 1.5"},
+    ]
+
+
 def test_mixed_request_scores_the_valid_listings_and_explains_the_others(client, service_dir):
     listings = [
         LISTING,
