@@ -1,4 +1,4 @@
-"""Reading and writing: the SQL source, Parquet and JSON files, always written atomically."""
+"""Reading and writing: the SQL source, Parquet, JSON and YAML files, always written atomically."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from ruamel.yaml import YAML
 
 from rentprice.errors import DataError
 
@@ -215,6 +216,18 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found") from None
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: not a readable Parquet file ({error.__class__.__name__})") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of ``path`` (params.yaml, dvc.yaml, dvc.lock) exactly as DVC parses it.
+
+    DVC reads these files with ruamel.yaml's safe loader, by the YAML 1.2 rules; PyYAML follows
+    YAML 1.1, where ``yes``, ``on`` and ``no`` are booleans and ``1:30`` is 90. Reading them any
+    other way would let a stage use another value than ``dvc params diff`` and ``dvc exp show``
+    show. None for an empty file. Raises OSError, or ruamel.yaml's YAMLError for a file that is not
+    YAML.
+    """
+    return YAML(typ="safe", pure=True).load(Path(path).read_text(encoding="utf-8"))
 
 
 def write_json(data: Any, path: Path) -> None:

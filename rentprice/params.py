@@ -4,7 +4,9 @@ Every stage and script that reads params calls :func:`load_params` before any wo
 validated :class:`Params` (attribute access: ``params.train.n_estimators``). The schema is strict:
 an unknown key (a typo), a missing key, a value of the wrong type or out of range is one
 :class:`~rentprice.errors.ParamsError` line naming the key, what was expected and what was given.
-Strings are never coerced: ``log_target: "false"`` is an error, not ``True``.
+Strings are never coerced: ``log_target: "false"`` is an error, not ``True``. The file is read as
+DVC reads it (``rentprice.io.read_yaml``, YAML 1.2), so ``log_target: yes`` is the string ``yes``
+(an error) for the stages as for ``dvc params diff``.
 
 To add a key, add one annotated field (with its ``description``) to its group below; to add a group,
 add a ``Group`` subclass and one field of that type to :class:`Params`. ``docs/params.md`` is generated
@@ -15,15 +17,17 @@ from this schema (``python -m rentprice.params --markdown``; a test checks that 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML, YAMLError
 
 from rentprice.errors import ParamsError
+from rentprice.io import read_yaml
 from rentprice.schema import NUMERIC_COLUMNS, TARGET
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -201,13 +205,31 @@ class Params(Group):
 
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     """Read and validate the params file; any problem is a one-line ParamsError naming the file."""
+    return validate_params(_read(path), str(path))
+
+
+def load_group(path: Path, name: str) -> Group:
+    """Group ``name`` (e.g. ``drift``) of the params file ``path``, validated, the other groups unread.
+
+    For readers of one group in a file that may hold only that group (the service's drift
+    thresholds). Errors as for ``load_params``, keys named from the file's root (``drift.min_rows``).
+    """
+    raw = _read(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return Params.model_fields[name].annotation.model_validate(
+            raw.get(name) if isinstance(raw, dict) else None
+        )
+    except ValidationError as error:
+        raise ParamsError(f"{path}: {'; '.join(describe_errors(error, raw, (name,)))}") from None
+
+
+def _read(path: Path) -> Any:
+    try:
+        return read_yaml(path)
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found (run from the repository root)") from None
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
-    return validate_params(raw, str(path))
 
 
 def validate_params(raw: Any, source: str) -> Params:
@@ -218,14 +240,16 @@ def validate_params(raw: Any, source: str) -> Params:
         raise ParamsError(f"{source}: {'; '.join(describe_errors(error, raw))}") from None
 
 
-def describe_errors(error: ValidationError, raw: Any) -> list[str]:
+def describe_errors(error: ValidationError, raw: Any, prefix: tuple[str, ...] = ()) -> list[str]:
     """One ``key: expected …, given …`` phrase per wrong key (the dotted key as ``dvc exp run -S`` takes it).
 
-    The alternatives of a union (``int | None``) and the items of a list make one phrase about their key.
+    ``raw``: the whole parsed file; ``prefix``: the keys of the validated group in it (``("drift",)``),
+    none when the whole file was validated. The alternatives of a union (``int | None``) and the items
+    of a list make one phrase about their key.
     """
     phrases: dict[tuple[Any, ...], str] = {}
     for detail in error.errors(include_url=False):
-        loc, kind = detail["loc"], detail["type"]
+        loc, kind = (*prefix, *detail["loc"]), detail["type"]
         if kind == "extra_forbidden" or loc[-1:] == ("[key]",):
             parent = loc[:-1] if kind == "extra_forbidden" else loc[:-2]
             where = loc if kind == "extra_forbidden" else loc[:-1]
@@ -340,7 +364,11 @@ _LIMITS = [("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("ex
 
 
 def _yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style = True
+    text = io.StringIO()
+    dumper.dump(value, text)
+    return text.getvalue().removesuffix("\n...\n").strip()
 
 
 def markdown() -> str:
@@ -353,9 +381,11 @@ def markdown() -> str:
         "     tests/code/test_params.py fails when this page and the schema differ. -->",
         "",
         "Every key is required and no other key is allowed. Values are never converted: `true`/`false`",
-        "for booleans, numbers without quotes. Every stage checks the whole file before any work, so a",
-        "bad value (in the file or from `dvc exp run -S key=value`) stops the run with one line naming",
-        "the key, what was expected and what was given, and exit code 2, e.g.",
+        "for booleans, numbers without quotes. The file is read as DVC reads it (YAML 1.2), so `yes`,",
+        "`no`, `on` and `off` are strings, as `dvc params diff` shows them, not booleans. Every stage",
+        "checks the whole file before any work, so a bad value (in the file or from",
+        "`dvc exp run -S key=value`) stops the run with one line naming the key, what was expected and",
+        "what was given, and exit code 2, e.g.",
         "",
         "```text",
         "params.yaml: train.log_target: expected true or false, given 'false' (a string)",

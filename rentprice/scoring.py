@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
+from ruamel.yaml import YAMLError
 from sklearn.pipeline import Pipeline
 
 from rentprice.errors import ModelError
@@ -30,7 +30,7 @@ from rentprice.features import (
     neighborhood_key,
     yes_no,
 )
-from rentprice.io import file_md5
+from rentprice.io import file_md5, read_yaml
 from rentprice.model import load_model, price_range
 from rentprice.schema import (
     ALIASES,
@@ -241,8 +241,8 @@ def lock_stages(lock: Path) -> dict[str, Any]:
     if not lock.is_file():
         return {}
     try:
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
+        stages = (read_yaml(lock) or {}).get("stages") or {}
+    except (OSError, YAMLError, AttributeError):
         raise ModelError(f"{lock}: not a readable dvc.lock") from None
     if not isinstance(stages, dict):
         raise ModelError(f"{lock}: not a readable dvc.lock")

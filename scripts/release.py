@@ -13,13 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from loguru import logger
 
 from rentprice.errors import RentpriceError
-from rentprice.io import file_md5
+from rentprice.io import file_md5, read_yaml
 from rentprice.logs import run_stage, step
 from rentprice.remote import find_remote, not_in_remote
 
@@ -40,7 +39,7 @@ def tag_name(version: str) -> str:
 
 def artifact_path(dvc_yaml: Path) -> Path:
     """The path dvc.yaml declares for the artifact."""
-    artifacts = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("artifacts") or {}
+    artifacts = (read_yaml(dvc_yaml) or {}).get("artifacts") or {}
     if ARTIFACT not in artifacts:
         raise ReleaseError(f"{dvc_yaml}: no artifact {ARTIFACT!r} under `artifacts:`")
     return Path(artifacts[ARTIFACT]["path"])

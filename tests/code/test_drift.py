@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from rentprice.drift import (
     DEFAULT_THRESHOLDS,
@@ -19,7 +18,7 @@ from rentprice.drift import (
     psi,
     training_profile,
 )
-from rentprice.io import read_sql_table
+from rentprice.io import read_sql_table, read_yaml
 from rentprice.model import build_model, calibrate_range, save_model
 from rentprice.schema import SOURCE_TABLE_COLUMNS, coerce_types
 from rentprice.scoring import RANGES, trained_ranges
@@ -27,7 +26,7 @@ from tests.code.scoring_fixtures import TRAIN, training_rows
 from tests.code.test_predict_cli import load_stage
 from tests.support import REPO_ROOT, SOURCE_DB, listings
 
-PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+PARAMS = read_yaml(REPO_ROOT / "params.yaml")
 THRESHOLDS = PARAMS["drift"]
 PLAUSIBLE = PARAMS["prepare"]["plausible"]
 

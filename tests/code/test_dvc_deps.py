@@ -15,13 +15,13 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from rentprice.io import read_yaml
 from tests.support import REPO_ROOT
 
 PACKAGE = "rentprice"
 SCRIPT = re.compile(r"\bpython\s+(\S+\.py)\b")
-STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+STAGES = read_yaml(REPO_ROOT / "dvc.yaml")["stages"]
 
 
 def module_file(name: str, root: Path) -> Path | None:

@@ -4,15 +4,17 @@ import copy
 import subprocess
 import sys
 
+import dvc.api
 import pytest
 import yaml
 
 from rentprice.errors import ParamsError
 from rentprice.features import FEATURE_GROUPS
+from rentprice.io import read_yaml
 from rentprice.params import FeatureGroups, Params, load_params, markdown, validate_params
 from tests.support import REPO_ROOT, tool_env
 
-COMMITTED = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+COMMITTED = read_yaml(REPO_ROOT / "params.yaml")
 
 
 class _Drop:
@@ -121,6 +123,43 @@ def test_several_bad_keys_are_all_named_on_one_line():
     message = error_line(params)
     assert "train.log_target: expected true or false" in message
     assert "baseline.seed: expected an integer" in message
+
+
+# Spellings that YAML 1.1 (PyYAML) and YAML 1.2 (DVC's ruamel.yaml) read differently, as written in
+# params.yaml (e.g. by `dvc exp run -S train.log_target=yes`): (key, text, the phrase of the line, or
+# None when the value is valid as DVC reads it).
+SPELLINGS = [
+    ("train.log_target", "yes", "expected true or false, given 'yes' (a string)"),
+    ("train.log_target", "off", "expected true or false, given 'off' (a string)"),
+    ("train.features.garden", "No", "expected true or false, given 'No' (a string)"),
+    ("train.n_estimators", "1:30", "expected an integer >= 1, given '1:30' (a string)"),
+    ("train.catboost.learning_rate", "1e-1", None),
+    ("prepare.seed", "012", None),
+]
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("dvc-params")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True, env=tool_env())
+    return repo
+
+
+@pytest.mark.parametrize(("key", "text", "phrase"), SPELLINGS)
+def test_params_are_read_as_dvc_reads_them(dvc_repo, key, text, phrase):
+    """The stages see the value `dvc params diff` and `dvc exp show` show, never a YAML 1.1 reading."""
+    path = dvc_repo / "params.yaml"
+    written = yaml.safe_dump(changed(key, "the_value_under_test"), sort_keys=False)
+    path.write_text(written.replace("the_value_under_test", text))
+    shown = dvc.api.params_show(repo=str(dvc_repo))
+    assert read_yaml(path) == shown
+    if phrase is None:
+        assert load_params(path).model_dump() == shown
+    else:
+        with pytest.raises(ParamsError) as raised:
+            load_params(path)
+        assert f"{key}: {phrase}" in str(raised.value)
 
 
 @pytest.mark.parametrize("text", ["", "- a\n- b\n", "just text\n"])

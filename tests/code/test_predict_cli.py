@@ -25,7 +25,7 @@ from rentprice import batch as batch_module
 from rentprice import io as io_module
 from rentprice.batch import Summary
 from rentprice.drift import DriftMonitor
-from rentprice.io import file_md5
+from rentprice.io import file_md5, read_yaml
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
 from tests.code.scoring_fixtures import save_tiny_model
@@ -520,7 +520,7 @@ def test_a_semicolon_separated_csv_says_so_in_one_line(stage, model_file, workdi
 
 def test_the_stage_scores_params_predict_input_when_no_input_is_given(stage, model_file, workdir):
     write(batch(), workdir / "my listings.csv")
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = read_yaml(REPO_ROOT / "params.yaml")
     params["predict"]["input"] = "my listings.csv"
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     assert stage.main(["--model", str(model_file), "--output", str(workdir / "out.csv")]) == 0

@@ -5,10 +5,10 @@ import logging
 import subprocess
 
 import pytest
-import yaml
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from dvc.exceptions import CheckoutError, DownloadError, UploadError
 
+from rentprice.io import read_yaml
 from rentprice.remote import (
     LoggedErrors,
     Remote,
@@ -186,7 +186,7 @@ def dvc_project(tmp_path, monkeypatch):
 def test_the_committed_config_has_no_default_remote_and_the_source_is_pull_only():
     config = (REPO_ROOT / ".dvc" / "config").read_text()
     assert "remote =" not in config.split("['remote")[0]
-    source = yaml.safe_load((REPO_ROOT / "data/source/rent_apartments.sqlite.dvc").read_text())["outs"][0]
+    source = read_yaml(REPO_ROOT / "data/source/rent_apartments.sqlite.dvc")["outs"][0]
     assert (source["remote"], source["push"]) == ("source", False)
 
 
@@ -248,7 +248,7 @@ def test_release_versions_are_major_minor_patch(version):
 
 def test_the_released_artifact_is_the_model_the_train_stage_writes():
     release = release_script()
-    dvc_yaml = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    dvc_yaml = read_yaml(REPO_ROOT / "dvc.yaml")
     path = release.artifact_path(REPO_ROOT / "dvc.yaml")
     assert str(path) in dvc_yaml["stages"]["train"]["outs"]
     assert dvc_yaml["artifacts"][release.ARTIFACT]["type"] == "model"

@@ -7,11 +7,11 @@ import subprocess
 import numpy as np
 import pytest
 import vl_convert
-import yaml
 from dvc_render.vega_templates import Template, get_template
 from PIL import Image
 
 from rentprice.errors import RentpriceError
+from rentprice.io import read_yaml
 from tests.support import REPO_ROOT, load_module, run, tool_env
 
 report = load_module("scripts/report.py")
@@ -23,7 +23,7 @@ COLORS = {"field": "rev", "scale": {"domain": REVISIONS, "range": ["#945dd6", "#
 
 def dvc_plot(title: str) -> dict:
     """The definition of a top-level plot in dvc.yaml."""
-    plots = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["plots"]
+    plots = read_yaml(REPO_ROOT / "dvc.yaml")["plots"]
     return next(plot[title] for plot in plots if title in plot)
 
 

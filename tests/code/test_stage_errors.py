@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from rentprice.errors import DataError
+from rentprice.io import read_yaml
 from tests.support import REPO_ROOT, listings, load_module
 
 
@@ -17,7 +18,7 @@ def stage(name: str):
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RENTPRICE_DB_URL", raising=False)
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = read_yaml(REPO_ROOT / "params.yaml")
     params["collect"] |= {"db_url": "sqlite:///db.sqlite", "table": "rent_apartments"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     return tmp_path
@@ -114,7 +115,7 @@ STAGE_ARGS = {
     ],
 )
 def test_every_stage_checks_the_whole_params_file_before_any_work(workdir, capsys, name, key, value, phrase):
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params = read_yaml(workdir / "params.yaml")
     *groups, field = key.split(".")
     inner = params
     for group in groups:

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from rentprice.io import read_sql_chunks
+from rentprice.io import read_sql_chunks, read_yaml
 from rentprice.schema import SOURCE_TABLE_COLUMNS
 from tests.support import REPO_ROOT, SOURCE_DB
 
@@ -145,7 +145,7 @@ def load_source(server: Server) -> None:
 def collect(workdir: Path, db_url: str | None, table: str = TABLE) -> subprocess.CompletedProcess:
     """Run the collect stage in ``workdir``: SQLite source from params, ``db_url`` from the environment."""
     workdir.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = read_yaml(REPO_ROOT / "params.yaml")
     params["collect"] |= {"db_url": f"sqlite:///{SOURCE_DB}", "table": table}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -13,7 +13,7 @@ from contextlib import closing
 import pytest
 import yaml
 
-from rentprice.io import file_md5
+from rentprice.io import file_md5, read_yaml
 from tests.integration.storage_support import (
     DUMMY_KEYS,
     MODEL,
@@ -112,7 +112,7 @@ def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back
         database.execute("UPDATE rent_apartments SET rent = rent + 100")
     run(["dvc", "add", TRACKED[0]], repo)
     own_snapshot(repo)
-    every_stage = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    every_stage = set(read_yaml(repo / "dvc.yaml")["stages"])
     assert set(stages_run(run(["dvc", "repro"], repo).stdout)) == every_stage
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "new source snapshot"], repo)
@@ -144,7 +144,7 @@ def own_snapshot(repo) -> None:
     `dvc add` keeps both, and the snapshot would then be pushed nowhere.
     """
     dvc_file = repo / f"{SOURCE}.dvc"
-    document = yaml.safe_load(dvc_file.read_text())
+    document = read_yaml(dvc_file)
     assert (document["outs"][0].pop("remote"), document["outs"][0].pop("push")) == ("source", False)
     dvc_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
