@@ -3,7 +3,8 @@
 The same statistics as batch scoring (``rentprice.drift``) over a rolling window of the last
 ``RENTPRICE_DRIFT_WINDOW`` (default 1,000) listings scored through the API or the web page. Each
 server process (gunicorn worker) keeps its own window. Thresholds come from the ``drift`` params in
-the ``params.yaml`` beside the service's dvc.lock, or ``rentprice.drift.DEFAULT_THRESHOLDS``.
+the ``params.yaml`` beside the service's dvc.lock (validated), or ``rentprice.drift.DEFAULT_THRESHOLDS``
+without that file.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from http import HTTPStatus
 from typing import Any
 
 import pandas as pd
-import yaml
 from flask import Blueprint, Response, abort, current_app, jsonify
 
 from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
+from rentprice.errors import ParamsError
+from rentprice.params import load_group
 from rentprice.schema import ALIASES, header_key
 from rentprice.service.config import PREFIX
 from rentprice.service.listings import INDEX
@@ -67,13 +69,18 @@ def record_scored(listings: Sequence[object], predictions: Sequence[Mapping[str,
 
 
 def thresholds() -> dict[str, float]:
-    """The ``drift`` params beside the service's dvc.lock, else the defaults."""
+    """The ``drift`` params of the ``params.yaml`` beside the service's dvc.lock, else the defaults.
+
+    Validated as the stages validate them: a file whose ``drift`` group is invalid answers 500 with
+    the one-line reason rather than a summary against thresholds nobody set.
+    """
     params = current_app.extensions["rentprice"].config.lock_path.parent / "params.yaml"
+    if not params.is_file():
+        return dict(DEFAULT_THRESHOLDS)
     try:
-        group = (yaml.safe_load(params.read_text(encoding="utf-8")) or {}).get("drift") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        group = {}
-    return {name: group.get(name, default) for name, default in DEFAULT_THRESHOLDS.items()}
+        return load_group(params, "drift").model_dump()
+    except ParamsError as error:
+        abort(HTTPStatus.INTERNAL_SERVER_ERROR, str(error))
 
 
 @drift.get("/model/drift")

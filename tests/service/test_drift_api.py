@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from rentprice.drift import NO_PROFILE, training_profile
+from rentprice.io import read_yaml
 from rentprice.model import build_model, calibrate_range, save_model
 from rentprice.schema import FEATURE_COLUMNS, TARGET
 from rentprice.scoring import RANGES, trained_ranges
@@ -12,7 +13,7 @@ from rentprice.service.drift import WINDOW_VARIABLE
 from tests.support import REPO_ROOT
 from tests.support.service import MAX_LISTINGS, TRAIN, service_config
 
-PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+PARAMS = read_yaml(REPO_ROOT / "params.yaml")
 PLAUSIBLE = PARAMS["prepare"]["plausible"]
 
 
@@ -84,3 +85,20 @@ def test_a_model_without_a_profile_says_so(service_dir, monkeypatch):
     client = create_app(service_config(service_dir)).test_client()
     body = client.get("/api/v1/model/drift").get_json()
     assert body["verdict"] == NO_PROFILE and body["window"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("line", "phrase"), [("psi_warn: '0.1'", "given '0.1' (a string)"), ("min_rows: yes", "given 'yes'")]
+)
+def test_invalid_drift_params_are_a_500_naming_the_key(app, tmp_path, line, phrase):
+    """Thresholds are validated as the stages validate them, never compared as strings or guessed."""
+    drift = {"psi_warn": 0.25, "psi_alert": 0.5, "min_rows": 100}
+    text = yaml.safe_dump({"drift": drift})
+    key = line.split(":")[0]
+    (tmp_path / "params.yaml").write_text(
+        "\n".join(f"  {line}" if row.strip().startswith(f"{key}:") else row for row in text.splitlines())
+    )
+    response = app.test_client().get("/api/v1/model/drift")
+    assert response.status_code == 500
+    message = response.get_json()["error"]
+    assert f"drift.{key}: expected" in message and phrase in message and "\n" not in message
