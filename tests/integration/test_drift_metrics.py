@@ -5,8 +5,9 @@ import shutil
 
 import pandas as pd
 import pytest
-import yaml
 
+from rentprice.io import read_yaml
+from tests.integration.params_support import set_params
 from tests.support import run
 
 pytestmark = pytest.mark.slow
@@ -16,7 +17,7 @@ DRIFT = "data/predictions/drift.json"
 
 def test_metrics_diff_shows_the_drift_of_a_shifted_batch(tmp_path, built_project):
     repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
-    thresholds = yaml.safe_load((repo / "params.yaml").read_text())["drift"]
+    thresholds = read_yaml(repo / "params.yaml")["drift"]
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "scored the snapshot", "--allow-empty"], repo)
     before = json.loads((repo / DRIFT).read_text())
@@ -24,10 +25,7 @@ def test_metrics_diff_shows_the_drift_of_a_shifted_batch(tmp_path, built_project
     shifted = raw.assign(area=raw["area"] * 1.5)
     shifted.loc[shifted.index[: len(raw) // 4], "zip"] = "9999 ZZ"
     shifted.to_parquet(repo / "shifted.parquet", index=False)
-    params = repo / "params.yaml"
-    params.write_text(
-        params.read_text().replace("input: data/raw/listings.parquet", "input: shifted.parquet")
-    )
+    set_params(repo, {"predict.input": "shifted.parquet"})
     result = run(["dvc", "repro", "predict"], repo)
     assert "drift: drift alert" in result.stderr
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)[DRIFT]
