@@ -5,6 +5,8 @@ of another code block that starts with a known command or names a repository pat
 
 - `make <target>`: the target is in the Makefile's database (`make -pRrq`);
 - `dvc ...`: dvc's own argument parser accepts the command line (sub-commands and options);
+- `-S key=value` (in a dvc command or a make variable such as ``GRID="-S ..."``): the dotted key is a
+  key of params.yaml's schema and each of its comma-separated values passes the schema;
 - `python <file>`, `bash <file>`, `source <file>`, `./<file>`: the file exists; `python -m <module>`:
   the module can be run; `jupyter <sub>`: `jupyter-<sub>` is installed; any other program is on PATH
   (this environment's bin first);
@@ -17,6 +19,8 @@ of another code block that starts with a known command or names a repository pat
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import json
 import os
 import re
 import shlex
@@ -32,7 +36,11 @@ import pytest
 import yaml
 from dvc.cli import DvcParserError
 from dvc.cli import parse_args as parse_dvc_args
+from ruamel.yaml import YAML
 
+from rentprice.errors import ParamsError
+from rentprice.io import read_yaml
+from rentprice.params import validate_params
 from tests.support import REPO_ROOT
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", "zsh"}
@@ -161,7 +169,7 @@ def looks_like_path(token: str) -> bool:
 def dvc_declared() -> tuple[str, ...]:
     """Paths DVC creates: stage outputs, metrics and plots in dvc.yaml, and outputs of .dvc files."""
     declared = []
-    pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8")) or {}
+    pipeline = read_yaml(REPO_ROOT / "dvc.yaml") or {}
     for stage in (pipeline.get("stages") or {}).values():
         for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
             declared.append(next(iter(out)) if isinstance(out, dict) else out)
@@ -304,8 +312,45 @@ def command_problems(argv: list[str]) -> list[str]:
         problems.append(path_problem(program))
     else:
         problems.append(program_problem(program))
+    if program in {"dvc", "make"}:
+        problems += set_param_problems(args)
     problems += [path_problem(arg) for arg in args if looks_like_path(arg)]
     return [problem for problem in problems if problem]
+
+
+def set_param_problems(args: list[str]) -> list[str]:
+    """Why a ``-S key=value`` of a dvc command or a make variable (``GRID="-S k=v1,v2"``) would fail.
+
+    A dotted key must be a key of params.yaml and each comma-separated value, read as YAML as DVC
+    reads it, must pass the schema in the committed params; an undotted ``key=value`` is prose.
+    """
+    tokens = [
+        word
+        for arg in args
+        for word in (shlex.split(arg.split("=", 1)[1]) if re.match(r"^[A-Z_]+=", arg) else [arg])
+    ]
+    problems = []
+    for flag, setting in itertools.pairwise(tokens):
+        if flag not in {"-S", "--set-param"} or "=" not in setting or WILDCARD in setting:
+            continue
+        key, values = setting.split("=", 1)
+        if "." not in key:
+            continue
+        for value in values.split(","):
+            params = read_yaml(REPO_ROOT / "params.yaml")
+            *parents, last = key.split(".")
+            node = params
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or last not in node:
+                problems.append(f"-S {setting}: no key {key!r} in params.yaml")
+                break
+            node[last] = YAML(typ="safe", pure=True).load(value)
+            try:
+                validate_params(params, "params.yaml")
+            except ParamsError as error:
+                problems.append(f"-S {setting}: {error}")
+    return problems
 
 
 def mention_problems(mention: Mention) -> list[str]:
@@ -333,6 +378,19 @@ def test_every_documented_command_and_path_exists(doc):
     assert markdown_problems(doc.read_text(encoding="utf-8"), doc.name) == []
 
 
+def test_every_notebook_markdown_command_and_path_exists():
+    for notebook in sorted((REPO_ROOT / "notebook").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        markdown = "\n\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+        assert markdown_problems(markdown, notebook.name) == []
+
+
+def test_the_default_sweep_grid_sets_real_params():
+    grid = re.search(r"^GRID \?= (.+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert grid and "-S" in grid.group(1)
+    assert set_param_problems([f"GRID={grid.group(1)}"]) == []
+
+
 def test_readme_commands_are_all_found():
     texts = {mention.text for mention in mentions((REPO_ROOT / "README.md").read_text(), "README.md")}
     assert {"make setup", "make test", "dvc repro", "dvc metrics show", "params.yaml"} <= texts
@@ -351,6 +409,8 @@ bench/nope.sh
 jupyter nope notebook/model_baseline.ipynb
 no-such-program --version
 RENTPRICE_DB_URL=x dvc repro && cat data/nope/listings.parquet
+dvc exp run -S train.max_features=0.5
+make sweep GRID="-S train.catboost.depth=4,99"
 ```
 
 Run `make lnit` and read `metrics/nope.json` or `nope.yaml`.
@@ -361,7 +421,7 @@ GOOD_DOC = """
 $ make test
 output line, not a command
 $ dvc exp run -S train.n_estimators=500 \\
-    -S train.max_features=0.5
+    -S train.random_forest.max_features=0.5
 ```
 
 ```bash
@@ -391,9 +451,12 @@ def test_a_bad_command_or_path_is_reported():
         "bad.md:11: `jupyter nope notebook/model_baseline.ipynb`: program 'jupyter-nope' is not installed",
         "bad.md:12: `no-such-program --version`: program 'no-such-program' is not installed",
         "bad.md:13: `RENTPRICE_DB_URL=x dvc repro && cat data/nope/listings.parquet`: path",
-        "bad.md:16: `make lnit`: no make target 'lnit'",
-        "bad.md:16: `metrics/nope.json`: path 'metrics/nope.json' does not exist",
-        "bad.md:16: `nope.yaml`: no file named 'nope.yaml'",
+        "bad.md:14: `dvc exp run -S train.max_features=0.5`: -S train.max_features=0.5: no key",
+        'bad.md:15: `make sweep GRID="-S train.catboost.depth=4,99"`: -S train.catboost.depth=4,99: '
+        "params.yaml: train.catboost.depth: expected an integer",
+        "bad.md:18: `make lnit`: no make target 'lnit'",
+        "bad.md:18: `metrics/nope.json`: path 'metrics/nope.json' does not exist",
+        "bad.md:18: `nope.yaml`: no file named 'nope.yaml'",
     ]
     assert len(problems) == len(expected), "\n".join(problems)
     for problem, start in zip(problems, expected, strict=True):
@@ -404,7 +467,7 @@ def test_valid_commands_and_paths_pass():
     found = mentions(GOOD_DOC, "good.md")
     assert [mention.text for mention in found if mention.is_command][:2] == [
         "make test",
-        "dvc exp run -S train.n_estimators=500 -S train.max_features=0.5",
+        "dvc exp run -S train.n_estimators=500 -S train.random_forest.max_features=0.5",
     ]
     assert markdown_problems(GOOD_DOC, "good.md") == []
 
