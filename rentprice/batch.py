@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 from loguru import logger
 from tqdm import tqdm
 
-from rentprice.drift import DriftMonitor
+from rentprice.drift import DEFAULT_THRESHOLDS, DriftMonitor
 from rentprice.errors import DataError
-from rentprice.io import atomic_path
+from rentprice.io import atomic_path, json_text, new_temporary
 from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
 from rentprice.scoring import (
     DVC_LOCK,
@@ -112,12 +112,14 @@ def file_format(path: str | Path, role: str) -> str:
     return kind
 
 
-def check_paths(source: str, output: Path, rejects: Path) -> None:
-    """Refuse an output or rejects file that is the input or each other (symlinks and hard links too).
+def check_paths(source: str, output: Path, rejects: Path, drift: Path | None = None) -> None:
+    """Refuse an output, rejects or drift file that is the input or another of them (links too).
 
     Checked before anything is read, so a collision never overwrites the input or loses rows.
     """
     named = [("--output", Path(output)), ("--rejects", Path(rejects))]
+    if drift is not None:
+        named.append(("--drift", Path(drift)))
     if source != STDIN:
         named.insert(0, ("--input", Path(source)))
     for position, (role, path) in enumerate(named):
@@ -343,26 +345,33 @@ def table_writer(path: Path, temporary: Path, schema: pa.Schema) -> Iterator[Cal
 
 
 @contextmanager
-def output_pair(scored: Path, rejects: Path) -> Iterator[tuple[Path, Path]]:
-    """Temporary paths for the scored and rejects files; both replace their targets only together.
+def output_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
+    """Temporary paths for ``paths`` (``io.new_temporary``); they replace their targets together.
 
-    The temporaries come from ``io.atomic_path`` and vanish on any exit Python sees. On success
-    the scored file is renamed into place, then the rejects file; if that second rename fails,
-    the old scored file (held open, never copied into the tree) is put back, or the new one
-    removed when there was none. Either both files are new or both are as before.
+    The temporaries vanish on any exit Python sees. On success they are renamed into place one by
+    one; if a rename fails, the files already replaced are put back (their old contents held open,
+    never copied into the tree), or removed when there was none. Either every file is new or every
+    file is as before.
     """
     with ExitStack() as previous:
-        old = previous.enter_context(open(scored, "rb")) if scored.is_file() else None
-        replaced = False
+        old = [previous.enter_context(open(path, "rb")) if path.is_file() else None for path in paths]
+        temporaries: list[Path] = []
         try:
-            with atomic_path(rejects) as rejects_temporary:
-                with atomic_path(scored) as scored_temporary:
-                    yield scored_temporary, rejects_temporary
-                replaced = True
-        except BaseException:
-            if replaced:
-                _restore(scored, old)
-            raise
+            for path in paths:  # one by one, so a failure removes those already made
+                temporaries.append(new_temporary(path))
+            yield tuple(temporaries)
+            replaced: list[tuple[Path, IO[bytes] | None]] = []
+            try:
+                for path, temporary, before in zip(paths, temporaries, old, strict=True):
+                    os.replace(temporary, path)
+                    replaced.append((path, before))
+            except BaseException:
+                for path, before in replaced:
+                    _restore(path, before)
+                raise
+        finally:
+            for temporary in temporaries:
+                temporary.unlink(missing_ok=True)
 
 
 def _restore(path: Path, old: IO[bytes] | None) -> None:
@@ -429,6 +438,8 @@ def score_file(
     output: Path,
     rejects: Path,
     *,
+    drift: Path | None = None,
+    thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
     max_reject_rate: float = MAX_REJECT_RATE,
     chunk_rows: int = CHUNK_ROWS,
     lock: Path = DVC_LOCK,
@@ -436,16 +447,17 @@ def score_file(
 ) -> Summary:
     """Score listings file ``source`` (``-``: CSV on stdin) into ``output`` and ``rejects``.
 
-    Paths are checked before anything is read (``check_paths``); the input is streamed in chunks
-    of ``chunk_rows``; ``progress`` is called with each chunk's row count. Both outputs appear
-    together or not at all (``output_pair``). Raises DataError (bad input, a collision, a reject
-    rate above ``max_reject_rate``, an output that cannot be written: e.g. a full disk) or
-    ModelError; in every case neither output changes.
+    ``drift``, when given, receives the drift summary of the scored listings at ``thresholds``
+    (JSON, ``DriftMonitor.summary``). Paths are checked before anything is read (``check_paths``);
+    the input is streamed in chunks of ``chunk_rows``; ``progress`` is called with each chunk's row
+    count. The files appear together or not at all (``output_files``). Raises DataError (bad input,
+    a collision, a reject rate above ``max_reject_rate``, a file that cannot be written: e.g. a full
+    disk) or ModelError; in every case none of the files changes.
     """
     output, rejects = Path(output), Path(rejects)
     for path in (output, rejects):
         file_format(path, "output")
-    check_paths(source, output, rejects)
+    check_paths(source, output, rejects, drift)
     label = "stdin" if source == STDIN else source
     use_jemalloc()
     chunks = read_chunks(source, chunk_rows)
@@ -454,10 +466,12 @@ def score_file(
     model = load_scoring_model(model_path, lock)
     summary = Summary(DriftMonitor(model.get("drift_profile")))
     started = perf_counter()
+    written = (output, rejects, *([] if drift is None else [Path(drift)]))
+    temporaries: tuple[Path, ...] = ()
     try:
-        with output_pair(output, rejects) as (scored_temporary, rejects_temporary), ExitStack() as stack:
-            write_scored = stack.enter_context(table_writer(output, scored_temporary, schemas[0]))
-            write_rejects = stack.enter_context(table_writer(rejects, rejects_temporary, schemas[1]))
+        with output_files(*written) as temporaries, ExitStack() as stack:
+            write_scored = stack.enter_context(table_writer(output, temporaries[0], schemas[0]))
+            write_rejects = stack.enter_context(table_writer(rejects, temporaries[1], schemas[1]))
             table: pa.Table | None = first
             del first  # so each chunk is freed once scored
             while table is not None:
@@ -472,8 +486,15 @@ def score_file(
                 table = next(chunks, None)
             check_reject_rate(label, summary.rows, summary.rejected_by_field, max_reject_rate)
             stack.close()  # the writers flush inside the block, so a full disk fails here
+            if drift is not None:
+                temporaries[2].write_text(json_text(summary.drift.summary(thresholds)), encoding="utf-8")
     except OSError as error:
-        where = error.filename or f"{output} or {rejects}"
+        targets = {str(temporary): str(path) for temporary, path in zip(temporaries, written, strict=False)}
+        where = (
+            error.filename2
+            or targets.get(str(error.filename), error.filename)
+            or ", ".join(map(str, written))
+        )
         raise DataError(f"{where}: cannot write ({error.strerror or error}); nothing was written") from None
     summary.seconds = perf_counter() - started
     return summary

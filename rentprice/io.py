@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -149,25 +150,41 @@ _TEMPORARY = re.compile(r"\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path for ``path``; rename it into place only if the block succeeds.
 
-    The temporary file is ``<repo>/.tmp/<name>.<pid>.<random>.tmp`` (beside the target, hidden, when
-    the target is outside a DVC repository or on another filesystem). It is removed when the block
-    fails or the process is interrupted; a file a killed process left (its pid no longer runs) is
-    removed by the next atomic write into the same directory.
+    The temporary file comes from ``new_temporary``. It is removed when the block fails or the
+    process is interrupted; a file a killed process left (its pid no longer runs) is removed by the
+    next atomic write into the same directory.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    directory = temporary_dir(path)
-    remove_leftovers(directory)
-    prefix = "" if directory.name == TEMP_DIR else "."
-    temporary = directory / f"{prefix}{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 honours the umask, so the output gets ordinary file permissions
-    # (tempfile.mkstemp would leave it readable by its owner only).
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    temporary = new_temporary(path)
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def new_temporary(path: Path) -> Path:
+    """Create an empty temporary file to be renamed onto ``path`` later; return its path.
+
+    It is ``<repo>/.tmp/<name>.<pid>.<random>.tmp`` (beside the target, hidden, when the target is
+    outside a DVC repository or on another filesystem), and the leftovers of killed writers there
+    are removed first. Raises OSError (its ``filename`` the target) when the target is a folder or
+    its folder cannot be written.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        directory = temporary_dir(path)
+        remove_leftovers(directory)
+        prefix = "" if directory.name == TEMP_DIR else "."
+        temporary = directory / f"{prefix}{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        # os.open with 0o666 honours the umask, so the output gets ordinary file permissions
+        # (tempfile.mkstemp would leave it readable by its owner only).
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as error:  # named by the target, not by a temporary the user never asked for
+        raise type(error)(error.errno, error.strerror, str(path)) from None
+    return temporary
 
 
 def temporary_dir(path: Path) -> Path:
@@ -231,9 +248,14 @@ def read_yaml(path: Path) -> Any:
 
 
 def write_json(data: Any, path: Path) -> None:
-    """Write pretty, stable JSON with a trailing newline, atomically."""
+    """Write pretty, stable JSON with a trailing newline (``json_text``), atomically."""
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(data), encoding="utf-8")
+
+
+def json_text(data: Any) -> str:
+    """Pretty, stable JSON with a trailing newline: the form of every JSON file the project writes."""
+    return json.dumps(data, indent=2) + "\n"
 
 
 def file_md5(path: Path) -> str:

@@ -27,6 +27,7 @@ from rentprice.batch import (
 )
 from rentprice.drift import DEFAULT_THRESHOLDS
 from rentprice.drift import describe as describe_drift
+from rentprice.errors import DataError
 from rentprice.io import write_json
 from rentprice.logs import run_stage, step
 from rentprice.params import load_params
@@ -131,13 +132,15 @@ def run(args: argparse.Namespace) -> None:
 
 
 def predict(args: argparse.Namespace) -> None:
-    """Score the input in chunks into the output and rejects files, or fail writing neither."""
+    """Score the input in chunks into the output, rejects and drift files, or fail writing none."""
     with progress_reporter(count_rows(args.input)) as progress, step("score listings") as facts:
         summary = score_file(
             args.model,
             args.input,
             args.output,
             args.rejects,
+            drift=args.drift,
+            thresholds=thresholds(args),
             max_reject_rate=args.max_reject_rate,
             chunk_rows=args.chunk_rows,
             lock=args.lock,
@@ -149,9 +152,15 @@ def predict(args: argparse.Namespace) -> None:
 
 
 def predict_on_cluster(args: argparse.Namespace) -> None:
-    """Score the data set on the Dask cluster ``args.scheduler`` (Dask is imported only here)."""
+    """Score the data set on the Dask cluster ``args.scheduler`` (Dask is imported only here).
+
+    The drift summary, a local file, is written after the data sets are committed; a drift path
+    that cannot be written is refused before any scoring.
+    """
     from rentprice.distributed import score_dataset
 
+    if args.drift is not None and args.drift.is_dir():
+        raise DataError(f"{args.drift}: --drift is a folder; give a file path")
     summary = score_dataset(
         args.model,
         args.input,
@@ -162,21 +171,32 @@ def predict_on_cluster(args: argparse.Namespace) -> None:
         args.chunk_rows,
         lock=args.lock,
     )
+    if args.drift is not None:
+        try:
+            write_json(summary.drift.summary(thresholds(args)), args.drift)
+        except OSError as error:
+            raise DataError(
+                f"{args.drift}: cannot write the drift summary ({error.strerror or error}); "
+                f"{args.output} and {args.rejects} were written"
+            ) from None
     report(summary, args)
 
 
+def thresholds(args: argparse.Namespace) -> dict[str, float]:
+    """The drift thresholds of this run (params ``drift``, or the command line)."""
+    return {name: getattr(args, name) for name in DEFAULT_THRESHOLDS}
+
+
 def report(summary: Summary, args: argparse.Namespace) -> None:
-    """Log what was rejected and treated as unknown; write and log the drift summary."""
+    """Log what was rejected and treated as unknown, the drift summary and what was written."""
     logger.info("rejected by field: {}", describe(summary.rejected_by_field) or "none")
     logger.info(
         "scored with the value treated as unknown: {}", describe(summary.treated_as_unknown) or "none"
     )
-    drift = summary.drift.summary({name: getattr(args, name) for name in DEFAULT_THRESHOLDS})
-    logger.info("{}", describe_drift(drift))
+    logger.info("{}", describe_drift(summary.drift.summary(thresholds(args))))
     if args.drift is None:  # a cluster run writing to object storage, without --drift
         logger.info("wrote {} and {} (keep the drift summary with --drift FILE)", args.output, args.rejects)
         return
-    write_json(drift, args.drift)
     logger.info("wrote {}, {} and {}", args.output, args.rejects, args.drift)
 
 

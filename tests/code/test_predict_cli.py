@@ -412,15 +412,25 @@ def test_a_list_column_into_csv_is_one_line_exit_2_before_writing(
     assert leftovers(workdir) == []
 
 
-@pytest.mark.parametrize("collision", ["output-is-input", "rejects-is-output", "symlink", "rejects-is-input"])
+COLLISIONS = [
+    "output-is-input", "rejects-is-output", "symlink", "rejects-is-input", "drift-is-input",
+    "drift-is-output", "drift-is-rejects",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("collision", COLLISIONS)
 def test_colliding_paths_are_one_line_exit_2_before_reading(stage, model_file, workdir, capsys, collision):
     source = write(batch(), workdir / "in.csv")
     before = source.read_bytes()
+    out = workdir / "out.csv"
     args = {
         "output-is-input": (source, ()),
-        "rejects-is-output": (workdir / "out.csv", ("--rejects", str(workdir / "out.csv"))),
+        "rejects-is-output": (out, ("--rejects", str(out))),
         "symlink": (workdir / "link.csv", ()),
-        "rejects-is-input": (workdir / "out.csv", ("--rejects", str(source))),
+        "rejects-is-input": (out, ("--rejects", str(source))),
+        "drift-is-input": (out, ("--drift", str(source))),
+        "drift-is-output": (out, ("--drift", str(out))),
+        "drift-is-rejects": (out, ("--drift", f"{out}.rejects.csv")),
     }[collision]
     if collision == "symlink":
         (workdir / "link.csv").symlink_to(source)
@@ -438,14 +448,18 @@ def test_default_rejects_of_a_csv_and_a_parquet_output_differ(stage, model_file,
     assert {"x.csv.rejects.csv", "x.parquet.rejects.csv"} <= set(leftovers(workdir))
 
 
-def test_a_failed_second_rename_keeps_both_old_outputs(stage, model_file, workdir, capsys, monkeypatch):
+@pytest.mark.parametrize("failing", [".rejects.csv", ".drift.json"])
+def test_a_failed_later_rename_keeps_every_old_output(
+    stage, model_file, workdir, capsys, monkeypatch, failing
+):
     source = write(batch(), workdir / "in.csv")
-    (workdir / "out.csv").write_text("old scored\n")
-    (workdir / "out.csv.rejects.csv").write_text("old rejects\n")
+    old = {name: f"old {name}\n" for name in ("out.csv", "out.csv.rejects.csv", "out.csv.drift.json")}
+    for name, text in old.items():
+        (workdir / name).write_text(text)
     real_replace = os.replace
 
     def replace(source_path, target):
-        if str(target).endswith(".rejects.csv"):
+        if str(target).endswith(failing):
             raise OSError(errno.EACCES, "Permission denied", str(target))
         return real_replace(source_path, target)
 
@@ -453,9 +467,23 @@ def test_a_failed_second_rename_keeps_both_old_outputs(stage, model_file, workdi
     assert run(stage, model_file, source, workdir / "out.csv") == 2
     errors = error_lines(capsys)
     assert len(errors) == 1 and "cannot write (Permission denied); nothing was written" in errors[0]
+    assert {name: (workdir / name).read_text() for name in old} == old
+    assert leftovers(workdir) == sorted(old)
+
+
+@pytest.mark.parametrize("drift", ["a-folder", "/proc/rentprice-drift.json"])
+def test_a_drift_file_that_cannot_be_written_is_one_line_exit_2_and_nothing_changes(
+    stage, model_file, workdir, capsys, drift
+):
+    source = write(batch(), workdir / "in.csv")
+    (workdir / "a-folder").mkdir()
+    (workdir / "out.csv").write_text("old scored\n")
+    target = workdir / drift
+    assert run(stage, model_file, source, workdir / "out.csv", "--drift", str(target)) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f" {target}: cannot write" in errors[0] and "nothing was written" in errors[0]
     assert (workdir / "out.csv").read_text() == "old scored\n"
-    assert (workdir / "out.csv.rejects.csv").read_text() == "old rejects\n"
-    assert leftovers(workdir) == ["out.csv", "out.csv.rejects.csv"]
+    assert leftovers(workdir) == ["out.csv"]
 
 
 def test_a_full_disk_is_one_line_exit_2_and_no_output(stage, model_file, workdir, capsys, monkeypatch):
@@ -558,3 +586,13 @@ def test_without_a_terminal_progress_is_a_log_line_with_rows_so_far(monkeypatch)
     finally:
         logger.remove(sink)
     assert [line.split(",")[0] for line in lines] == ["progress: 4 rows", "progress: 10 rows"]
+
+
+def test_a_drift_folder_is_refused_before_a_cluster_starts(stage, model_file, workdir, capsys):
+    source = write(batch(), workdir / "in.csv")
+    (workdir / "a-folder").mkdir()
+    args = ("--scheduler", "local:1", "--drift", str(workdir / "a-folder"))
+    assert run(stage, model_file, source, workdir / "out", *args) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "--drift is a folder" in errors[0]
+    assert not (workdir / "out").exists()
