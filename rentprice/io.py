@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,10 @@ SQL_CHUNK_ROWS = 50_000
 #: Per SQL dialect, the collation that orders text by code point (as SQLite's default BINARY does),
 #: so the snapshot's row order does not depend on the server's locale. Other dialects use their own.
 CODE_POINT_COLLATION = {"postgresql": "C"}
+#: Query parameters of a database URL whose values are secrets (libpq's ``password``, ``sslpassword``, …).
+SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+#: SQLAlchemy's warning for a column type it cannot map: the type, then the column.
+UNKNOWN_TYPE = re.compile(r"Did not recognize type '([^']+)' of column '([^']+)'")
 
 
 def read_sql_table(
@@ -57,6 +62,7 @@ def read_sql_chunks(
     import sqlalchemy as sa  # here, not at the top: only collect reads SQL; it adds 0.3 s to every start-up
 
     where = _redact(db_url)
+    _check_url(db_url, where)
     try:
         engine = sa.create_engine(db_url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as error:
@@ -68,15 +74,26 @@ def read_sql_chunks(
     rows = 0
     try:
         with engine.connect() as connection:
-            try:
-                reflected = sa.Table(table, sa.MetaData(), autoload_with=connection)
-            except sa.exc.NoSuchTableError:
-                raise DataError(f"{where}: table {table!r} not found") from None
+            with warnings.catch_warnings(record=True) as caught:  # types SQLAlchemy does not know
+                warnings.simplefilter("always", sa.exc.SAWarning)
+                schema, _, name = table.rpartition(".")
+                try:
+                    reflected = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=connection)
+                except sa.exc.NoSuchTableError:
+                    raise DataError(f"{where}: table {table!r} not found") from None
+            unknown = dict(
+                (column, kind)
+                for warning in caught
+                for kind, column in UNKNOWN_TYPE.findall(str(warning.message))
+            )
             absent = [name for name in columns if name not in reflected.columns]
             if absent:
                 raise DataError(f"{where}: table {table!r} is missing column(s) {', '.join(absent)}")
             selected = [reflected.columns[name] for name in columns]
-            wrong = [_kind_problem(column, (kinds or {}).get(column.name)) for column in selected]
+            wrong = [
+                _kind_problem(column, (kinds or {}).get(column.name), unknown.get(column.name))
+                for column in selected
+            ]
             if any(wrong):
                 raise DataError(f"{where}: table {table!r}: {'; '.join(filter(None, wrong))}")
             collation = CODE_POINT_COLLATION.get(engine.dialect.name)
@@ -95,47 +112,133 @@ def read_sql_chunks(
         raise DataError(f"{where}: table {table!r} has no rows")
 
 
-def _kind_problem(column, kind: str | None) -> str | None:
-    """Why ``column``'s declared SQL type does not hold values of ``kind``, or None when it does."""
+def _kind_problem(column, kind: str | None, unknown_type: str | None = None) -> str | None:
+    """Why ``column``'s declared SQL type does not hold values of ``kind``, or None when it does.
+
+    A domain is judged by its underlying type and an enum is text. ``unknown_type``: the name of a
+    type SQLAlchemy does not know (e.g. PostgreSQL's ``point``), never of the expected kind. A column
+    without a declared type (possible in SQLite) passes.
+    """
+    if kind is None:
+        return None
+    if unknown_type is not None:
+        return f"column {column.name} is {unknown_type}, expected {kind}"
+    declared = _underlying(column.type)
+    if (kind == "number" and _is_number(declared)) or (kind == "text" and _is_text(declared)):
+        return None
+    if _is_untyped(declared):
+        return None
+    return f"column {column.name} is {column.type}, expected {kind}"
+
+
+def _underlying(declared):
+    """The type a PostgreSQL domain is defined over (domains of domains unwrapped); else ``declared``."""
+    from sqlalchemy.dialects.postgresql import DOMAIN
+
+    while isinstance(declared, DOMAIN):
+        declared = declared.data_type
+    return declared
+
+
+def _is_number(declared) -> bool:
     import sqlalchemy as sa
 
-    declared = column.type
-    if kind is None or isinstance(declared, sa.types.NullType):
-        return None
-    is_number = isinstance(declared, sa.types.Integer | sa.types.Numeric | sa.types.Float)
-    is_text = isinstance(declared, sa.types.String)
-    if (kind == "number" and is_number) or (kind == "text" and is_text):
-        return None
-    return f"column {column.name} is {declared}, expected {kind}"
+    return isinstance(declared, sa.types.Integer | sa.types.Numeric | sa.types.Float)
+
+
+def _is_text(declared) -> bool:
+    import sqlalchemy as sa
+
+    return isinstance(declared, sa.types.String)  # sa.Enum is a String
+
+
+def _is_untyped(declared) -> bool:
+    import sqlalchemy as sa
+
+    return isinstance(declared, sa.types.NullType)
 
 
 def _ordering(column, collation: str | None):
-    """Ascending, missing values first, text in ``collation`` when given."""
+    """Ascending, missing values first, text in ``collation`` when given (an enum or domain as text)."""
     import sqlalchemy as sa
 
-    key = column.collate(collation) if collation and isinstance(column.type, sa.types.String) else column
+    key = column
+    if collation and _is_text(_underlying(column.type)):
+        key = sa.cast(column, sa.Text).collate(collation)
     return key.asc().nulls_first()
 
 
 def _reason(error, db_url: str) -> str:
-    """The first line of the driver's message, with the URL's password (if any) masked."""
-    import sqlalchemy as sa
-
+    """The first line of the driver's message, every secret of the URL (``_secrets``) masked."""
     reason = str(error.orig).strip().splitlines()[0] if error.orig and str(error.orig).strip() else ""
-    password = sa.engine.make_url(db_url).password
-    if password:
-        reason = reason.replace(str(password), "***")
+    for secret in _secrets(db_url):
+        reason = reason.replace(secret, "***")
     return reason or error.__class__.__name__
 
 
-def _redact(db_url: str) -> str:
-    """The URL with any password masked, safe to print in logs."""
+def _secrets(db_url: str) -> list[str]:
+    """The password of ``db_url`` and the values of its secret query parameters (``password=``, …)."""
     import sqlalchemy as sa
 
     try:
-        return sa.engine.make_url(db_url).render_as_string(hide_password=True)
+        url = sa.engine.make_url(db_url)
+    except sa.exc.ArgumentError:
+        return []
+    values = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if SECRET_PARAMETER.search(key):
+            values += [value] if isinstance(value, str) else list(value)
+    return [str(value) for value in values if value]
+
+
+def _redact(db_url: str) -> str:
+    """The URL with its password and secret query parameters masked, safe to print in logs.
+
+    A URL whose part before the host holds more than one ``@`` (an unencoded ``@`` in a password)
+    cannot be told apart from its host: everything before its last ``@`` is masked.
+    """
+    import sqlalchemy as sa
+
+    if _ambiguous_at(db_url):
+        scheme, _, rest = db_url.partition("://")
+        return f"{scheme}://***@{_authority(rest).rpartition('@')[2]}{rest[len(_authority(rest)) :]}"
+    try:
+        url = sa.engine.make_url(db_url)
     except sa.exc.ArgumentError:
         return "database URL"
+    query = {key: "***" if SECRET_PARAMETER.search(key) else value for key, value in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def _authority(rest: str) -> str:
+    """The user, password, host and port of a URL after its ``scheme://``."""
+    return re.split(r"[/?]", rest, maxsplit=1)[0]
+
+
+def _ambiguous_at(db_url: str) -> bool:
+    _, separator, rest = db_url.partition("://")
+    return bool(separator) and _authority(rest).count("@") > 1
+
+
+def _check_url(db_url: str, where: str) -> None:
+    """Refuse, before connecting, a URL that is ambiguous or names a SQLite file that does not exist.
+
+    SQLite creates a missing database file on connect: a mistyped path would leave an empty file
+    (at the source snapshot's path, one that blocks ``dvc pull``) instead of an error.
+    """
+    import sqlalchemy as sa
+
+    if _ambiguous_at(db_url):
+        raise DataError(
+            f"{where}: more than one '@' before the host; write an '@' in the user name or password as %40"
+        )
+    try:
+        url = sa.engine.make_url(db_url)
+    except sa.exc.ArgumentError:
+        return  # create_engine reports it
+    in_memory = url.database in (None, "", ":memory:") or url.query.get("uri") == "true"
+    if url.get_backend_name() == "sqlite" and not in_memory and not Path(url.database).is_file():
+        raise DataError(f"{where}: database file {url.database} not found")
 
 
 #: Where atomic writes keep their temporary files, at the root of the DVC repository that holds the

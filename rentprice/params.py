@@ -72,7 +72,10 @@ class Collect(Group):
         min_length=1,
         description="SQLAlchemy URL of the listings database; RENTPRICE_DB_URL overrides it",
     )
-    table: str = Field(pattern=r"^\w+$", description="table of the listings in that database")
+    table: str = Field(
+        pattern=r"^\w+(\.\w+)?$",
+        description="table (or view) of the listings in that database, optionally schema.table",
+    )
 
 
 class Prepare(Group):

@@ -1,4 +1,5 @@
 import os
+import re
 import sqlite3
 import stat
 
@@ -35,6 +36,13 @@ def test_read_sql_table_checks_declared_types(tiny_db):
         )
 
 
+def test_a_schema_qualified_table_is_read(tiny_db):
+    url = f"sqlite:///{tiny_db}"
+    assert read_sql_table(url, "main.rent_apartments", ["rent"]).equals(
+        read_sql_table(url, "rent_apartments", ["rent"])
+    )
+
+
 def test_read_sql_table_missing_table(tiny_db):
     with pytest.raises(DataError, match=r"tiny.sqlite: table 'flats' not found$"):
         read_sql_table(f"sqlite:///{tiny_db}", "flats", ["rent"])
@@ -51,10 +59,30 @@ def test_read_sql_table_bad_url(url):
         read_sql_table(url, "rent_apartments", ["rent"])
 
 
-def test_read_sql_table_unreachable_database_hides_password(tmp_path):
-    url = f"sqlite:///{tmp_path}/missing-dir/x.sqlite"
-    with pytest.raises(DataError, match="cannot read the database"):
-        read_sql_table(url, "rent_apartments", ["rent"])
+@pytest.mark.parametrize("name", ["missing-dir/x.sqlite", "x.sqlite"])
+def test_a_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path, name):
+    with pytest.raises(DataError, match=f"database file {tmp_path / name} not found"):
+        read_sql_table(f"sqlite:///{tmp_path / name}", "rent_apartments", ["rent"])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+pg8000://u@127.0.0.1:1/db?password=QueryPw777", "u@127.0.0.1:1/db?password=***"),
+        (
+            "postgresql+pg8000://u:Pw1@127.0.0.1:1/db?sslpassword=Key777",
+            "u:***@127.0.0.1:1/db?sslpassword=***",
+        ),
+        ("postgresql+pg8000://u:Sec@ret77@127.0.0.1:1/db", "***@127.0.0.1:1/db: more than one '@'"),
+    ],
+)
+def test_every_form_of_password_is_masked(url, shown):
+    with pytest.raises(DataError) as failure:
+        read_sql_table(url, "t", ["rent"])
+    message = str(failure.value)
+    assert shown in message
+    assert not {"QueryPw777", "Pw1", "Key777", "Sec", "ret77"} & set(re.split(r"[^\w]+", message))
 
 
 def test_read_sql_table_missing_driver_is_named_and_password_hidden():

@@ -139,6 +139,23 @@ def load_source(server: Server) -> None:
         connection.exec_driver_sql("GRANT SELECT ON rent_apartments, empty, wrong_type TO reader")
         connection.exec_driver_sql("CREATE TABLE ordering (name TEXT, area DOUBLE PRECISION)")
         connection.exec_driver_sql("INSERT INTO ordering VALUES (%s, %s)", ORDERING_ROWS)
+        # valid sources of other declared types: domains over numbers and text, an enum of labels
+        connection.exec_driver_sql("CREATE SCHEMA elsewhere")
+        connection.exec_driver_sql(f"CREATE TABLE elsewhere.{TABLE} AS SELECT * FROM {TABLE}")
+        connection.exec_driver_sql(f"CREATE VIEW listings_view AS SELECT * FROM {TABLE}")
+        for name in ("domain_typed", "enum_typed", "point_typed"):
+            connection.exec_driver_sql(f"CREATE TABLE {name} AS SELECT * FROM {TABLE}")
+        connection.exec_driver_sql("CREATE DOMAIN square_metres AS DOUBLE PRECISION CHECK (VALUE > 0)")
+        connection.exec_driver_sql("CREATE DOMAIN postcode AS TEXT")
+        connection.exec_driver_sql("ALTER TABLE domain_typed ALTER area TYPE square_metres")
+        connection.exec_driver_sql("ALTER TABLE domain_typed ALTER zip TYPE postcode")
+        labels = sorted({row["energy"] for row in rows if row["energy"] is not None}, reverse=True)
+        quoted = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
+        connection.exec_driver_sql(f"CREATE TYPE energy_label AS ENUM ({quoted})")
+        connection.exec_driver_sql(
+            "ALTER TABLE enum_typed ALTER energy TYPE energy_label USING energy::energy_label"
+        )
+        connection.exec_driver_sql("ALTER TABLE point_typed ALTER area TYPE point USING point(area, 0)")
     engine.dispose()
 
 
@@ -156,9 +173,14 @@ def collect(workdir: Path, db_url: str | None, table: str = TABLE) -> subprocess
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
 
 
-def test_postgres_snapshot_is_identical_to_the_sqlite_one(server, tmp_path):
+@pytest.mark.parametrize(
+    "table", [TABLE, "domain_typed", "enum_typed", f"elsewhere.{TABLE}", "listings_view"]
+)
+def test_postgres_snapshot_is_identical_to_the_sqlite_one(server, tmp_path, table):
+    """Also from domains over numbers and text, an enum (in an order unlike the text's), another
+    schema and a view."""
     from_sqlite = collect(tmp_path / "sqlite", None)
-    from_postgres = collect(tmp_path / "postgres", server.url())
+    from_postgres = collect(tmp_path / "postgres", server.url(), table)
     assert from_sqlite.returncode == 0, from_sqlite.stderr
     assert from_postgres.returncode == 0, from_postgres.stderr
     expected = pq.read_table(tmp_path / "sqlite" / "raw.parquet")
@@ -196,6 +218,8 @@ def test_postgres_orders_text_by_code_point_and_missing_first_as_sqlite_does(ser
         ("unknown user", "cannot read the database (connection failed"),
         ("missing table", "table 'flats' not found"),
         ("wrong type", "table 'wrong_type': column area is TEXT, expected number"),
+        ("unknown type", "table 'point_typed': column area is point, expected number"),
+        ("password in the query", "cannot read the database (connection failed"),
         ("empty table", "table 'empty' has no rows"),
         ("no permission", "cannot read the database (permission denied for table secret)"),
     ],
@@ -208,6 +232,11 @@ def test_bad_postgres_source_is_one_line_exit_2_and_no_snapshot(server, tmp_path
         "unknown user": (server.url(user="nobody_here", password=wrong_password), TABLE),
         "missing table": (server.url(), "flats"),
         "wrong type": (server.url(), "wrong_type"),
+        "unknown type": (server.url(), "point_typed"),
+        "password in the query": (
+            server.url(password="").replace("rentprice:@", "rentprice@") + f"?password={wrong_password}",
+            TABLE,
+        ),
         "empty table": (server.url(), "empty"),
         "no permission": (server.url(user="reader"), "secret"),
     }[source]
@@ -215,7 +244,7 @@ def test_bad_postgres_source_is_one_line_exit_2_and_no_snapshot(server, tmp_path
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and message in errors[0], result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
     log = (tmp_path / "logs" / "collect.log").read_text(encoding="utf-8")
     for secret in (PASSWORD, wrong_password):
         assert secret not in result.stderr and secret not in log
