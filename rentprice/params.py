@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from rentprice.errors import ParamsError
@@ -60,9 +60,9 @@ Bounds = Annotated[list[Number], Field(min_length=2, max_length=2), AfterValidat
 
 
 class Group(BaseModel):
-    """A params group: every key required, no unknown key, no coercion, read-only once loaded."""
+    """A params group: every key required, no unknown key, no coercion, no NaN or infinity, read-only."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Collect(Group):
@@ -192,6 +192,13 @@ class Drift(Group):
     psi_alert: Annotated[float, Field(gt=0)] = Field(description="PSI from which a feature is a drift alert")
     min_rows: PositiveInt = Field(description="scored rows below which no verdict is given (PSI too noisy)")
 
+    @model_validator(mode="after")
+    def _warn_before_alert(self) -> Drift:
+        if self.psi_warn > self.psi_alert:
+            given = f"psi_warn {self.psi_warn} and psi_alert {self.psi_alert}"
+            raise ValueError(f"expected psi_warn <= psi_alert, given {given}")
+        return self
+
 
 class Params(Group):
     """The whole of ``params.yaml``."""
@@ -218,12 +225,18 @@ def load_group(path: Path, name: str) -> Group:
     thresholds). Errors as for ``load_params``, keys named from the file's root (``drift.min_rows``).
     """
     raw = _read(path)
+    return validate_group(name, raw.get(name) if isinstance(raw, dict) else None, str(path))
+
+
+def validate_group(name: str, values: Any, source: str) -> Group:
+    """``values`` as params group ``name``, or a ParamsError: ``source: name.key: expected …, given …``.
+
+    Also for values that come from elsewhere than a params file (command-line flags).
+    """
     try:
-        return Params.model_fields[name].annotation.model_validate(
-            raw.get(name) if isinstance(raw, dict) else None
-        )
+        return Params.model_fields[name].annotation.model_validate(values)
     except ValidationError as error:
-        raise ParamsError(f"{path}: {'; '.join(describe_errors(error, raw, (name,)))}") from None
+        raise ParamsError(f"{source}: {'; '.join(describe_errors(error, {name: values}, (name,)))}") from None
 
 
 def _read(path: Path) -> Any:
@@ -231,6 +244,10 @@ def _read(path: Path) -> Any:
         return read_yaml(path)
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found (run from the repository root)") from None
+    except UnicodeDecodeError as error:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise ParamsError(f"{path}: cannot read ({error.strerror or error})") from None
     except YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
 

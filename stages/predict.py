@@ -30,7 +30,7 @@ from rentprice.drift import describe as describe_drift
 from rentprice.errors import DataError
 from rentprice.io import write_json
 from rentprice.logs import run_stage, step
-from rentprice.params import load_params
+from rentprice.params import load_params, validate_group
 from rentprice.scoring import DVC_LOCK
 
 
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> None:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    validate_group("drift", thresholds(args), "command line (--psi-warn, --psi-alert, --min-rows)")
     if args.scheduler:  # data set directories, maybe on S3: paths stay text
         args.rejects = args.rejects or rejects_dataset(args.output)
         if args.drift is None and "://" not in args.output:  # the summary is a local file
