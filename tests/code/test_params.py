@@ -96,6 +96,9 @@ BAD = [
     ("prepare.plausible.construction_year", [2030, 1500], "expected [low, high] with low <= high"),
     ("checks.bounds.aera", [5, 1000], "unknown key (expected one of: area, construction_year"),
     ("checks.bounds.rent", [100], "expected a list of 2 items"),
+    ("checks.bounds.rent", [float("nan"), 25000], "given [nan, 25000]"),
+    ("checks.bounds.area", [float("-inf"), float("inf")], "given [-inf, inf]"),
+    ("drift.psi_alert", float("inf"), "given inf (a number)"),
     ("checks.max_dropped_share", 1.5, "expected a number >= 0 and <= 1, given 1.5"),
     ("checks.min_rows", None, "expected an integer >= 1, given null"),
     ("collect.table", "rent apartments", "expected a string matching"),
@@ -115,6 +118,15 @@ def test_a_bad_value_is_one_line_naming_the_key_the_expectation_and_the_value(ke
     message = error_line(changed(key, value))
     assert message.startswith(f"params.yaml: {key}: "), message
     assert phrase in message, message
+
+
+def test_a_warning_threshold_above_the_alert_threshold_is_one_line():
+    params = changed("drift.psi_warn", 0.5)
+    params["drift"]["psi_alert"] = 0.3
+    message = error_line(params)
+    assert (
+        message == "params.yaml: drift: expected psi_warn <= psi_alert, given psi_warn 0.5 and psi_alert 0.3"
+    )
 
 
 def test_several_bad_keys_are_all_named_on_one_line():
@@ -177,6 +189,12 @@ def test_unreadable_files_are_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("train: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_bytes(b"# m\xb2\ntrain: {}\n")
+    with pytest.raises(ParamsError, match=r"not UTF-8 text \(byte 3\)"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(ParamsError, match=r"folder\.yaml: cannot read"):
+        load_params(tmp_path / "folder.yaml")
 
 
 @pytest.mark.parametrize(

@@ -596,3 +596,20 @@ def test_a_drift_folder_is_refused_before_a_cluster_starts(stage, model_file, wo
     errors = error_lines(capsys)
     assert len(errors) == 1 and "--drift is a folder" in errors[0]
     assert not (workdir / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "phrase"),
+    [
+        (("--psi-warn", "-1"), "drift.psi_warn: expected a number > 0, given -1.0"),
+        (("--psi-alert", "nan"), "drift.psi_alert: expected a number > 0, given nan"),
+        (("--min-rows", "0"), "drift.min_rows: expected an integer >= 1, given 0"),
+        (("--psi-warn", "0.5", "--psi-alert", "0.3"), "drift: expected psi_warn <= psi_alert"),
+    ],
+)
+def test_drift_flags_are_checked_as_the_params_are(stage, model_file, workdir, capsys, flags, phrase):
+    source = write(batch(), workdir / "in.csv")
+    assert run(stage, model_file, source, workdir / "out.csv", *flags) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and phrase in errors[0]
+    assert leftovers(workdir) == []
