@@ -3,12 +3,12 @@
 A process that DVC runs as a stage command (DVC sets ``DVC_STAGE``) stops when its `dvc repro` is
 killed instead of running on alone and writing its outputs later. As its first act on importing
 the package, before the seconds its heavy imports take, it asks Linux for SIGTERM when its parent
-dies (``prctl(PR_SET_PDEATHSIG)``). DVC runs the command through ``$SHELL -c`` (``/bin/sh`` when
-``SHELL`` is unset, as in CI): bash and zsh replace themselves with the command, but dash keeps
-running as the parent, and a killed `dvc` leaves that shell alive. So when the parent is a shell, a
-daemon thread also watches the shell's parent and sends SIGTERM to this process once it is gone.
-``rentprice.logs.run_stage`` turns that SIGTERM into one log line and exit code 143, and temporary
-files are removed (docs/storage.md, Interrupted runs).
+dies (``prctl(PR_SET_PDEATHSIG)``), and stops at once if `dvc` died before that. DVC runs the
+command through ``$SHELL -c`` (``/bin/sh`` when ``SHELL`` is unset, as in CI): bash and zsh replace
+themselves with the command, but dash keeps running as the parent, and a killed `dvc` leaves that
+shell alive. So when the parent is a shell, a daemon thread also watches the shell's parent and
+sends SIGTERM to this process once it is gone. ``rentprice.logs.run_stage`` turns that SIGTERM into
+one log line and exit code 143, and temporary files are removed (docs/storage.md, Interrupted runs).
 """
 
 import os
@@ -48,15 +48,18 @@ def stop_when_orphaned(shell: int, launcher: int) -> None:
 
 
 def launched_by(shell: int) -> int:
-    """The pid of the process that started ``shell`` (`dvc`); 0 when it is gone already.
-
-    A shell whose `dvc` died before this process started is the child of init (pid 1) or of a
-    subreaper by now; pid 1 counts as `dvc` only when it is `dvc` or Python (`dvc` in a container).
-    """
+    """The pid of the process that started ``shell`` (`dvc`); 0 when it is gone already (``orphaned``)."""
     launcher = parent_pid(shell)
-    if launcher == 1 and not command_name(1).startswith(("dvc", "python")):
-        return 0
-    return launcher
+    return 0 if orphaned(launcher) else launcher
+
+
+def orphaned(parent: int) -> bool:
+    """Whether ``parent``, the parent a process has now, means that its `dvc` has died already.
+
+    A process whose parent died is the child of init (pid 1) by now; pid 1 counts as a live `dvc`
+    only when it is `dvc` or Python (`dvc` as a container's first process).
+    """
+    return parent == 1 and not command_name(1).startswith(("dvc", "python"))
 
 
 def command_name(pid: int) -> str:
@@ -72,7 +75,9 @@ if sys.platform == "linux" and os.environ.get("DVC_STAGE"):
     import ctypes
 
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, SIGTERM)
-    if command_name(os.getppid()) in SHELLS:
+    if orphaned(os.getppid()):  # `dvc` died before the prctl: no parent death will signal it now
+        os.kill(os.getpid(), SIGTERM)
+    elif command_name(os.getppid()) in SHELLS:
         import threading
 
         shell = os.getppid()

@@ -59,6 +59,29 @@ def test_a_stage_stops_soon_after_its_dvc_is_killed(shell, tmp_path):
         os.killpg(launcher.pid, signal.SIGKILL)
 
 
+def test_a_stage_whose_dvc_died_before_it_imported_the_package_stops():
+    """The race of a `dvc` killed between starting the stage and the stage's first import."""
+    late = "import os, time; print(os.getpid(), flush=True); time.sleep(1); import rentprice; time.sleep(60)"
+    env = os.environ | {"DVC_STAGE": "train", "PYTHONPATH": str(REPO_ROOT)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "/bin/bash", f"{sys.executable} -c '{late}'"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stage = int(launcher.stdout.readline())
+        launcher.kill()  # before the stage's import of rentprice
+        launcher.wait()
+        deadline = time.monotonic() + 10
+        while running(stage) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(stage), "the stage ran on after its dvc died before it started"
+    finally:
+        os.killpg(launcher.pid, signal.SIGKILL)
+
+
 def test_a_second_sigterm_during_the_cleanup_is_ignored():
     previous = signal.getsignal(signal.SIGTERM)
     cleaned = False
