@@ -9,6 +9,7 @@ themselves with the command, but dash keeps running as the parent, and a killed 
 shell alive. So when the parent is a shell, a daemon thread also watches the shell's parent and
 sends SIGTERM to this process once it is gone. ``rentprice.logs.run_stage`` turns that SIGTERM into
 one log line and exit code 143, and temporary files are removed (docs/storage.md, Interrupted runs).
+Ctrl-C before ``run_stage`` starts (during the imports) ends the stage with one line too.
 """
 
 import os
@@ -70,6 +71,21 @@ def command_name(pid: int) -> str:
     except OSError:
         return ""
 
+
+def stopped_while_starting(signum: int, frame: object) -> None:
+    """A stage's SIGINT handler until ``rentprice.logs.run_stage`` takes over: one line, no traceback.
+
+    Ctrl-C during the seconds of a stage's imports would print Python's traceback of whatever was
+    being imported; nothing has been written yet, so the process ends at once.
+    """
+    os.write(2, b"interrupted by SIGINT while starting: stopped; nothing written\n")
+    os._exit(128 + signum)
+
+
+if os.environ.get("DVC_STAGE"):
+    import signal
+
+    signal.signal(signal.SIGINT, stopped_while_starting)
 
 if sys.platform == "linux" and os.environ.get("DVC_STAGE"):
     import ctypes

@@ -76,6 +76,8 @@ def run_stage(stage: str, body: Callable[[], None]) -> int:
     as a shell reports a command a signal stopped; outputs are written atomically, so none is partial.
     """
     setup_logging(stage)
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C raises KeyboardInterrupt again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with stopping_on_sigterm(), step(f"{stage} finished"):
             body()

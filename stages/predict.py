@@ -9,6 +9,11 @@ With a scheduler it scores a data set of files on a Dask cluster instead (docs/d
 
 from __future__ import annotations
 
+# First: its signal set-up (rentprice/__init__.py) must precede the seconds of the other imports.
+import rentprice  # noqa: F401
+
+# isort: split
+
 import argparse
 import sys
 from pathlib import Path

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# First: its signal set-up (rentprice/__init__.py) must precede the seconds of the other imports.
+import rentprice  # noqa: F401
+
+# isort: split
+
 import argparse
 import sys
 from pathlib import Path

@@ -334,7 +334,7 @@ def set_param_problems(args: list[str]) -> list[str]:
         if flag not in {"-S", "--set-param"} or "=" not in setting or WILDCARD in setting:
             continue
         key, values = setting.split("=", 1)
-        if "." not in key:
+        if "." not in key or key.startswith(("+", "~")):  # prose, or DVC's syntax to add or remove a key
             continue
         for value in values.split(","):
             params = read_yaml(REPO_ROOT / "params.yaml")

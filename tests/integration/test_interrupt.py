@@ -105,3 +105,30 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
     set_params(repo, {"train.n_estimators": committed})  # DVC's locks are free: the old model comes back
     assert "Running stage" not in run(["dvc", "repro"], repo).stdout  # from DVC's run cache
     assert file_md5(repo / MODEL) == model
+
+
+def test_ctrl_c_while_a_stage_starts_is_one_line_and_keeps_its_tracked_metrics(built_project, tmp_path):
+    """Ctrl-C during evaluate's imports: no traceback, and metrics/eval (cache: false) is not deleted."""
+    repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
+    committed = get_param(repo, "baseline.n_estimators")
+    set_params(repo, {"baseline.n_estimators": committed + 1})  # evaluate reruns
+    before = run(["git", "status", "--porcelain"], repo).stdout
+    with open(tmp_path / "dvc.log", "w") as log:
+        dvc = subprocess.Popen(
+            ["dvc", "repro", "evaluate"],
+            cwd=repo,
+            env=tool_env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: stage_process(repo, "stages/evaluate.py"), "the evaluate stage to start")
+        os.killpg(dvc.pid, signal.SIGINT)  # as a terminal sends it, while the stage imports
+        assert dvc.wait(timeout=60) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dvc.pid, signal.SIGKILL)
+    output = (tmp_path / "dvc.log").read_text()
+    assert "Traceback" not in output and "interrupted by SIGINT" in output, output
+    assert run(["git", "status", "--porcelain"], repo).stdout == before
