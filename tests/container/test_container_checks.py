@@ -59,8 +59,11 @@ class Health(BaseHTTPRequestHandler):
 
     def do_GET(self):
         body = json.dumps(self.server.health).encode()
-        self.send_response(200 if self.path == "/api/v1/health" else 404)
+        status = getattr(self.server, "status", 200)
+        self.send_response(status if self.path == "/api/v1/health" else 404)
         self.send_header("Content-Type", "application/json")
+        if status == 503 and getattr(self.server, "retry_after", False):
+            self.send_header("Retry-After", "1")
         self.end_headers()
         self.wfile.write(body)
 
@@ -93,6 +96,15 @@ def test_the_healthcheck_passes_only_with_a_model_loaded(health_server):
     result = healthcheck(port)
     assert result.returncode == 1
     assert "no model is loaded" in result.stderr
+
+
+@pytest.mark.parametrize(("retry_after", "code"), [(True, 0), (False, 1)])
+def test_a_server_shedding_load_is_healthy_and_other_503s_are_not(health_server, retry_after, code):
+    health_server.status, health_server.retry_after = 503, retry_after
+    health_server.health = {"error": "the server is busy; retry later"}
+    result = healthcheck(health_server.server_address[1])
+    assert result.returncode == code, result.stderr
+    assert ("busy, shedding load" in result.stdout) == retry_after
 
 
 def test_the_healthcheck_fails_when_nothing_answers(health_server):
