@@ -21,8 +21,9 @@ from rentprice.service.security import SECURITY_HEADERS
 from rentprice.service.web import web
 
 API_PREFIX = "/api/"
-#: Form parts (fields) a web-page submission may have; the page sends about 25.
+#: Form parts (fields) a web-page submission may have, url-encoded or multipart; the page sends about 25.
 MAX_FORM_PARTS = 1000
+URL_ENCODED, MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data"
 #: The header the proxy stamps with the time it handed the request on (nginx: ``t=${msec}``).
 REQUEST_START = "X-Request-Start"
 #: What a shed request's ``Retry-After`` asks for, in seconds.
@@ -56,6 +57,12 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
                 retry_after=RETRY_AFTER_SECONDS,
             )
 
+    @app.before_request
+    def limit_url_encoded_parts() -> None:
+        # Werkzeug's MAX_FORM_PARTS bounds multipart forms only; the page posts url-encoded ones
+        if request.mimetype == URL_ENCODED and form_parts(request.get_data(cache=True)) > MAX_FORM_PARTS:
+            raise RequestEntityTooLarge()
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error: RequestEntityTooLarge) -> Response:
         error.description = too_large_reason(config.max_request_bytes)
@@ -77,11 +84,17 @@ def queue_seconds(stamp: str | None, now: float) -> float | None:
         return None
 
 
+def form_parts(body: bytes) -> int:
+    """The fields of a url-encoded form body (``a=1&b=2``: 2; empty: 0)."""
+    return body.count(b"&") + 1 if body else 0
+
+
 def too_large_reason(max_bytes: int) -> str:
     """Which limit the current request exceeded: its size in bytes, or the number of form parts."""
     # A body without Content-Length stops at the byte limit: its stream is then exhausted.
-    over_bytes = (request.content_length or 0) > max_bytes or getattr(request.stream, "is_exhausted", False)
-    if request.mimetype == "multipart/form-data" and not over_bytes:
+    length = request.content_length
+    over_bytes = length > max_bytes if length is not None else getattr(request.stream, "is_exhausted", False)
+    if request.mimetype in (MULTIPART, URL_ENCODED) and not over_bytes:
         return f"the form has more than {MAX_FORM_PARTS} parts"
     return f"the request is larger than {max_bytes} bytes"
 

@@ -199,13 +199,16 @@ def test_an_oversize_chunked_body_gets_413_not_400(client):
     assert response.status_code == 200
 
 
-def test_a_form_with_too_many_parts_gets_413_naming_the_part_limit(service_dir):
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "application/x-www-form-urlencoded"])
+def test_a_form_with_too_many_parts_gets_413_naming_the_part_limit(service_dir, content_type):
     # bytes enough for the parts, so the part limit is the one hit
     client = create_app(service_config(service_dir, max_request_bytes=1_000_000)).test_client()
     fields = {f"field{number}": "1" for number in range(MAX_FORM_PARTS + 500)}
-    response = client.post("/", data=fields, content_type="multipart/form-data")
+    response = client.post("/", data=fields, content_type=content_type)
     assert response.status_code == 413
     assert f"more than {MAX_FORM_PARTS} parts" in response.get_data(as_text=True)
+    exactly = {f"field{number}": "1" for number in range(MAX_FORM_PARTS)}
+    assert client.post("/", data=exactly, content_type=content_type).status_code == 422  # no listing
     oversize = client.post("/", data={"address": "x" * 1_000_000}, content_type="multipart/form-data")
     assert oversize.status_code == 413
     assert "larger than 1000000 bytes" in oversize.get_data(as_text=True)
