@@ -4,7 +4,8 @@
 runs DVC's push or pull through its Python API; DVC logs its own warnings and errors. The source
 snapshot's remote is pull-only by design: the ``.dvc`` file of the snapshot names it (``remote:
 source``) and marks the snapshot ``push: false``, ``.dvc/config`` sets no default remote, and a push
-refuses any remote that pull-only outputs name or that points where one of them points. Without a
+refuses the ``source`` remote, any remote that pull-only outputs name, and any remote that points at
+or into one of their locations. Without a
 remote of the user's (the default one), push and pull say in one line how to add one. Before pushing
 it also refuses a local remote without write permission bits (root would write there anyway); before
 pulling it checks that a local remote exists; when DVC fails it adds one line naming the remote, the
@@ -70,27 +71,37 @@ def find_remote(name: str | None = None) -> Remote:
     return Remote(name, config["remote"][name]["url"])
 
 
+#: The remote of the shared source snapshot (``.dvc/config``): pull-only whatever the ``.dvc`` files say,
+#: also after a new snapshot's ``.dvc`` file dropped its ``remote:``/``push:`` lines (docs/storage.md).
+SOURCE_REMOTE = "source"
+
+
 def pull_only_remotes() -> list[Remote]:
-    """The remotes that DVC-tracked outputs marked ``push: false`` name (the source snapshot's)."""
+    """SOURCE_REMOTE when configured, and the remotes that outputs marked ``push: false`` name."""
     with Repo() as repo:
-        names = sorted({out.remote for out in repo.index.outs if out.remote and not out.can_push})
-    return [find_remote(name) for name in names]
+        names = {out.remote for out in repo.index.outs if out.remote and not out.can_push}
+    if SOURCE_REMOTE in Config.from_cwd()["remote"]:
+        names.add(SOURCE_REMOTE)
+    return [find_remote(name) for name in sorted(names)]
 
 
 def check_not_pull_only(remote: Remote, pull_only: list[Remote]) -> None:
-    """Refuse a remote that is, or points where, a pull-only source's remote points; for any user."""
+    """Refuse a remote that is, or points into, a pull-only source's remote; for any user."""
     for source in pull_only:
-        if remote.name == source.name or _same_place(remote, source):
+        if remote.name == source.name or _inside(remote, source):
             raise StorageError(
                 f"{remote} holds the pull-only source snapshot ({source.name}): nothing is ever pushed "
                 f"there; push to a remote of your own: {ADD_REMOTE}"
             )
 
 
-def _same_place(first: Remote, second: Remote) -> bool:
-    if first.local_path is not None and second.local_path is not None:
-        return os.path.realpath(first.local_path) == os.path.realpath(second.local_path)
-    return first.url.rstrip("/") == second.url.rstrip("/")
+def _inside(remote: Remote, source: Remote) -> bool:
+    """Whether ``remote`` is ``source``'s location or a folder within it (links resolved)."""
+    if remote.local_path is not None and source.local_path is not None:
+        path, root = Path(os.path.realpath(remote.local_path)), Path(os.path.realpath(source.local_path))
+        return path == root or root in path.parents
+    url, root_url = remote.url.rstrip("/"), source.url.rstrip("/")
+    return url == root_url or url.startswith(f"{root_url}/")
 
 
 def check_writable(remote: Remote) -> None:

@@ -213,14 +213,19 @@ def test_without_a_default_remote_the_error_says_how_to_add_one(dvc_project, cap
         (Remote("source", "/srv/other"), True),  # the name the pull-only outputs use
         (Remote("alias", "/srv/shared/dvc-storage/"), True),  # another name for its directory
         (Remote("alias", "/srv/shared/x/../dvc-storage"), True),
+        (Remote("inside", "/srv/shared/dvc-storage/files"), True),  # a folder within it
+        (Remote("inside", "file:///srv/shared/dvc-storage/x/y"), True),
+        (Remote("s3-inside", "s3://shared/store/sub"), True),
         (Remote("mine", "/srv/mine"), False),
+        (Remote("mine", "/srv/shared/dvc-storage-2"), False),  # beside it, not within
+        (Remote("mine", "s3://shared/store-2"), False),
         (Remote("mine", "s3://bucket/x"), False),
     ],
 )
 def test_push_refuses_the_pull_only_source_remote_by_name_or_place(remote, refused):
-    pull_only = [Remote("source", "/srv/shared/dvc-storage")]
+    pull_only = [Remote("source", "/srv/shared/dvc-storage"), Remote("s3-source", "s3://shared/store")]
     if refused:
-        with pytest.raises(StorageError, match=r"holds the pull-only source snapshot \(source\)"):
+        with pytest.raises(StorageError, match=r"holds the pull-only source snapshot"):
             check_not_pull_only(remote, pull_only)
     else:
         check_not_pull_only(remote, pull_only)

@@ -209,12 +209,25 @@ def test_nothing_is_ever_pushed_into_the_source_remote_even_when_it_is_writable(
     assert os.access(source, os.W_OK) and source.stat().st_mode & 0o200  # writable, as root finds it
     before = tree(source)
     run(["dvc", "remote", "add", "--local", "alias", str(source / ".." / "source")], repo)
+    run(["dvc", "remote", "add", "--local", "inside", str(source / "files")], repo)
 
     run(["make", "push"], repo)  # to the user's default remote
-    for remote in ["source", "alias"]:  # the source remote by name, and another name for its directory
+    # the source remote by name, another name for its directory, a folder within it
+    for remote in ["source", "alias", "inside"]:
         message = failed(run(["make", "push", f"REMOTE={remote}"], repo, check=False))
         assert f"remote '{remote}' (" in message and "holds the pull-only source snapshot (source)" in message
         assert "dvc remote add --local -d" in message
+    # after the docs' steps for a new snapshot, whose .dvc file no longer names the source remote
+    tracker = repo / "data/source/rent_apartments.sqlite.dvc"
+    kept = [
+        line
+        for line in tracker.read_text().splitlines()
+        if line.strip() not in ("remote: source", "push: false")
+    ]
+    tracker.write_text("\n".join(kept) + "\n")
+    message = failed(run(["make", "push", "REMOTE=source"], repo, check=False))
+    assert "holds the pull-only source snapshot (source)" in message
+    run(["git", "checkout", "--", str(tracker)], repo)
     run(["dvc", "push"], repo)  # DVC itself: the snapshot is `push: false`, the rest goes to the default
     run(["dvc", "remote", "remove", "--local", "storage"], repo)
     message = failed(run(["dvc", "push"], repo, check=False))  # no default remote: DVC pushes nowhere
