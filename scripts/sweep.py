@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dvc.api import exp_show
@@ -23,7 +24,7 @@ from dvc.exceptions import DvcException
 from loguru import logger
 
 from rentprice.errors import RentpriceError
-from rentprice.logs import run_stage, step
+from rentprice.logs import Interrupted, run_stage, step
 
 METRICS_FILE = "metrics/eval/metrics.json"
 METRIC_COLUMNS = ("cv_mae", "cv_mae_std", "mae", "r2", "mape", "baseline_mae")
@@ -176,6 +177,22 @@ def refuse_to_start() -> set[str]:
     return set(existing)
 
 
+@contextmanager
+def stopping_queue_on_interrupt(names: Sequence[str]) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM, stop this sweep's experiments before the sweep stops.
+
+    DVC's queue workers run detached: without this they would run the grid to its end after
+    the sweep said it had stopped. Queued ones are removed, running ones killed, workers stopped.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted):
+        dvc("queue", "remove", *names)  # the ones not started yet
+        dvc("queue", "kill", "--force", *names)  # the ones running (finished ones: nothing to do)
+        dvc("queue", "stop", "--kill")
+        raise
+
+
 def sweep(args: argparse.Namespace) -> None:
     """Queue the grid, run it, check every experiment and print the ranking."""
     existing = refuse_to_start()
@@ -190,7 +207,7 @@ def sweep(args: argparse.Namespace) -> None:
         if not names:
             raise RentpriceError("`dvc exp run --queue` queued no experiment")
         facts.update(experiments=len(names), names=",".join(names))
-    with step("run queue") as facts:
+    with step("run queue") as facts, stopping_queue_on_interrupt(names):
         run = subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)], check=False)
         facts.update(jobs=args.jobs, exit_code=run.returncode)
     with step("collect results") as facts:

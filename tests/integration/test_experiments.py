@@ -1,15 +1,21 @@
 """Experiments end to end: `make sweep` and `make report` on temporary copies of the repo."""
 
+import contextlib
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+import dvc.api
 import pytest
 import yaml
 
 from tests.integration.params_support import get_param, other_count, set_params
-from tests.support import make_project_copy, run, use_private_remotes
+from tests.support import make_project_copy, run, tool_env, use_private_remotes
 
 pytestmark = pytest.mark.slow
 
@@ -199,3 +205,51 @@ def test_report_on_identical_commits_says_so_instead_of_empty_tables(two_commits
     assert "No metric differs from `HEAD`" in report
     assert not re.search(r"\|\s*Param\s*\|", report), "an empty params table"
     assert len(re.findall(r"!\[[^\]]+\]\([^)]+\.png\)", report)) == 3
+
+
+def processes_in(repo: Path) -> list[str]:
+    """Command lines of the running processes whose working directory is in ``repo``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(str(repo)):
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+def test_ctrl_c_stops_the_sweep_and_every_experiment_it_queued(built_project, tmp_path):
+    repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
+    grid = f"GRID=-S train.n_estimators={','.join(map(str, sweep_counts(repo)))}"
+    with open(tmp_path / "sweep.log", "w") as log:
+        sweep = subprocess.Popen(
+            ["make", "sweep", grid, "JOBS=1"],
+            cwd=repo,
+            env=tool_env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "run queue" not in (tmp_path / "sweep.log").read_text() and "--run-all" not in " ".join(
+            processes_in(repo)
+        ):
+            assert time.monotonic() < deadline and sweep.poll() is None, (tmp_path / "sweep.log").read_text()
+            time.sleep(0.2)
+        time.sleep(3)  # an experiment is running, the other queued
+        os.killpg(sweep.pid, signal.SIGINT)  # as a terminal sends it
+        assert sweep.wait(timeout=120) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while (
+        left := [command for command in processes_in(repo) if "dvc" in command]
+    ) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == [], left
+    states = {record.get("State") for record in dvc.api.exp_show(repo=str(repo)) if record.get("Experiment")}
+    assert not states & {"Queued", "Running"}, states
+    assert "interrupted by SIGINT" in (tmp_path / "sweep.log").read_text()
