@@ -52,6 +52,9 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     def shed_stale() -> None:
         waited = queue_seconds(request.headers.get(REQUEST_START), time.time())
         if waited is not None and waited > config.max_queue_seconds:
+            # read the body first: a worker that answers without reading it hangs up on nginx
+            # while nginx still sends it, which nginx reports as a failed worker (502)
+            request.get_data()
             raise ServiceUnavailable(
                 f"the server is busy (the request waited {waited:.1f} s for a worker); retry later",
                 retry_after=RETRY_AFTER_SECONDS,

@@ -58,6 +58,7 @@ def nginx_conf(
         f'        add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS.items()
     )
     hidden = "\n".join(f"            proxy_hide_header {name};" for name in SECURITY_HEADERS)
+    inner_headers = "\n".join(f"    {line}" for line in headers.splitlines())
     user = "user root;" if os.geteuid() == 0 else ""
     return f"""{user}
 worker_processes 1;
@@ -91,12 +92,25 @@ http {{
             default_type application/json;
             return 413 '{{"error": "the request is larger than {max_request_bytes} bytes"}}\n';
         }}
-        error_page 502 = @busy;
-        location @busy {{
+        # 502 is nginx's answer both when max_conns leaves no upstream ($upstream_addr is then the
+        # group's name): the server is busy, 503; and when a worker died or hung up mid-request
+        # ($upstream_addr is the socket): 502, not "busy". 504: no answer within proxy_read_timeout.
+        error_page 502 = @no_answer;
+        location @no_answer {{
             default_type application/json;
+            if ($upstream_addr ~ "^unix:") {{
+{inner_headers}
+                return 502 '{{"error": "a worker failed to answer (it stopped or restarted); retry"}}\n';
+            }}
             add_header Retry-After 1 always;
 {headers}
             return 503 '{{"error": "the server is busy; retry later"}}\n';
+        }}
+        error_page 504 = @timed_out;
+        location @timed_out {{
+            default_type application/json;
+{headers}
+            return 504 '{{"error": "no answer from a worker within {UPSTREAM_TIMEOUT_SECONDS} s"}}\n';
         }}
         location / {{
             proxy_pass http://gunicorn;

@@ -307,6 +307,45 @@ def test_past_capacity_every_answer_is_200_or_a_json_503_with_retry_after_never_
             assert_secured(response)
 
 
+def open_files(pid: int) -> int:
+    """How many file descriptors ``pid`` has open: one more while a worker holds a connection."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def killed_mid_request(port: int, master: int, body: bytes) -> tuple[http.client.HTTPResponse, dict]:
+    """The answer to a predict whose worker is killed (SIGKILL, all workers) once one has taken it."""
+    workers = children(master)
+    idle = {pid: open_files(pid) for pid in workers}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(busy_post, port, body)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not any(open_files(pid) > count for pid, count in idle.items()):  # a worker took it
+            assert time.monotonic() < deadline and not answer.done(), answer.result()[0].status
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        result = answer.result()
+    replaced_workers(master, workers)
+    return result
+
+
+def test_a_worker_dying_mid_request_is_a_json_502_not_busy(proxied):
+    port, launcher = proxied
+    master = next(
+        pid for pid in children(launcher.pid) if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    body = json.dumps([{**LISTING, "area": 40 + i % 60} for i in range(BUSY_LISTINGS)]).encode()
+    statuses = []
+    while 502 not in statuses and len(statuses) < 5:  # the kill may come before the worker takes it
+        response, error = killed_mid_request(port, master, body)
+        statuses.append(response.status)
+        if response.status != 200:  # served by a new worker when the kill came too early
+            assert response.status == 502, (response.status, error)
+            assert "a worker failed to answer" in error["error"] and "busy" not in error["error"]
+            assert_secured(response)
+    assert 502 in statuses, statuses
+    assert call(port, "GET", "/api/v1/health")[0] == 200
+
+
 def test_settings_and_the_gunicorn_master_config_import_without_the_app():
     probe = (
         "import sys, rentprice.service, rentprice.service.config, rentprice.service.gunicorn_conf, "
