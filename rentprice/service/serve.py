@@ -32,6 +32,8 @@ from rentprice.service.security import SECURITY_HEADERS
 NGINX_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 #: How long nginx waits for a client's whole header, and between two reads of its body.
 CLIENT_TIMEOUT_SECONDS = 10
+#: Connections nginx holds at once (clients and workers): slow clients beyond it wait to connect.
+CLIENT_CONNECTIONS = 4096
 #: How long nginx waits for a worker's answer (gunicorn's own worker timeout is 30 s).
 UPSTREAM_TIMEOUT_SECONDS = 35
 #: Requests nginx hands to gunicorn at once, per worker: one being scored and a short queue. Past
@@ -62,11 +64,14 @@ def nginx_conf(
     user = "user root;" if os.geteuid() == 0 else ""
     return f"""{user}
 worker_processes 1;
+# each client connection needs a socket and a proxied one two: never fewer files than connections
+# allow (a common default limit of 1,024 open files failed accept() at ~1,000 slow clients)
+worker_rlimit_nofile {2 * CLIENT_CONNECTIONS + 1024};
 daemon off;
 pid {directory / "nginx.pid"};
 error_log stderr warn;
 events {{
-    worker_connections 4096;
+    worker_connections {CLIENT_CONNECTIONS};
 }}
 http {{
     access_log off;
