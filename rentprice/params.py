@@ -369,8 +369,13 @@ def _options(schema: dict[str, Any]) -> list[str]:
         keys = ", ".join(schema.get("propertyNames", {}).get("enum", ())) or "any key"
         return [f"a mapping from some of {keys} to {describe_schema(schema['additionalProperties'])}"]
     if kind == "array":
-        count = schema.get("minItems")
-        size = f"{count}" if count == schema.get("maxItems") else "any number of"
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        size = {
+            (True, True): f"{low}" if low == high else f"{low} to {high}",
+            (True, False): f"at least {low}",
+            (False, True): f"at most {high}",
+            (False, False): "any number of",
+        }[(low is not None, high is not None)]
         return [f"a list of {size} items, each {describe_schema(schema['items'])}"]
     words = {"boolean": "true or false", "null": "null", "integer": "an integer", "number": "a number"}
     text = words.get(kind, "a non-empty string" if schema.get("minLength") else "a string")

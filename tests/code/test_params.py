@@ -86,6 +86,7 @@ BAD = [
     ("train.model", "xgboost", "expected catboost or random_forest, given 'xgboost' (a string)"),
     ("train.catboost.depth", 99, "expected an integer >= 1 and <= 16, given 99"),
     ("train.catboost.targets", ["rent", "rent"], "expected distinct items"),
+    ("train.catboost.targets", [], "expected a list of 1 to 2 items, each rent or rent_per_m2, given []"),
     ("train.range_level", 1, "expected a number > 0 and < 1, given 1"),
     ("cv.folds", 1, "expected an integer >= 2, given 1"),
     ("trian", {}, f"unknown key (expected one of: {', '.join(Params.model_fields)})"),
