@@ -1,6 +1,7 @@
-"""Model tests on the real listings: the default params beat the original approach and the RandomForest
-family, the served scoring path is the pipeline's own predict, the price range is calibrated, and
-the model behaves sensibly. Every figure it needs is read from params.yaml."""
+"""Model tests on the real listings: the reference model beats the original approach and the
+RandomForest family, the committed one beats the original approach, the served scoring path is the
+pipeline's own predict, the price range is calibrated, and the model behaves sensibly. Every other
+figure the tests need is read from params.yaml."""
 
 import numpy as np
 import pytest
@@ -48,18 +49,55 @@ def model(bundle):
     return bundle["pipeline"]
 
 
-def test_default_model_beats_original_approach_by_twenty_percent_on_the_test_split(split, bundle):
-    params, train, test = split
+#: The model issue 17 set its targets for: the catboost family on every feature group, as the
+#: default params had it. The two targets below are claims about the code with this model, so a
+#: committed tuning experiment (fewer trees, log_target: false, a feature group off) cannot fail
+#: them; what such a commit does to the metrics shows in `dvc metrics diff` and `make report`.
+#: The other model tests hold for whatever params are committed.
+REFERENCE_TRAIN = {
+    "model": "catboost",
+    "n_estimators": 300,
+    "log_target": True,
+    "catboost": {
+        "learning_rate": 0.1,
+        "depth": 6,
+        "max_ctr_complexity": 1,
+        "targets": ["rent", "rent_per_m2"],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def reference(split, bundle):
+    """The params and fitted bundle of the reference model (the committed ones when they are it)."""
+    params, train, _ = split
+    groups = dict.fromkeys(params["train"]["features"], True)
+    reference = {**params, "train": {**params["train"], **REFERENCE_TRAIN, "features": groups}}
+    if reference["train"] == params["train"]:
+        return params, bundle
+    pipeline, fitted = fit_with_cv(reference, train)
+    return reference, {"pipeline": pipeline, **fitted, RANGES: trained_ranges(pipeline, train)}
+
+
+def test_the_reference_model_beats_original_approach_by_twenty_percent_on_the_test_split(split, reference):
+    _, train, test = split
+    params, fitted = reference
     baseline = fit_model(build_baseline(params["baseline"]), train, train[TARGET], "baseline")
-    model_mae = regression_metrics(test[TARGET], score(bundle, test)[PREDICTION])["mae"]
+    model_mae = regression_metrics(test[TARGET], score(fitted, test)[PREDICTION])["mae"]
     baseline_mae = regression_metrics(test[TARGET], baseline.predict(test))["mae"]
     assert model_mae <= 0.8 * baseline_mae, (model_mae, baseline_mae)
 
 
-def test_default_model_beats_the_random_forest_family_in_grouped_cv(split, bundle):
-    params, train, _ = split
-    if params["train"]["model"] == "random_forest":
-        pytest.skip("the default family is the RandomForest itself")
+def test_the_committed_model_beats_original_approach_on_the_test_split(split, bundle):
+    params, train, test = split
+    baseline = fit_model(build_baseline(params["baseline"]), train, train[TARGET], "baseline")
+    model_mae = regression_metrics(test[TARGET], score(bundle, test)[PREDICTION])["mae"]
+    assert model_mae < regression_metrics(test[TARGET], baseline.predict(test))["mae"]
+
+
+def test_the_reference_model_beats_the_random_forest_family_in_grouped_cv(split, reference):
+    _, train, _ = split
+    params, bundle = reference
     forest = {**params["train"], "model": "random_forest"}
     folds = grouped_folds(train[GROUP], params["cv"])
     predicted = out_of_fold_predictions(
