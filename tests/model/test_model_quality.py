@@ -88,11 +88,14 @@ def test_the_reference_model_beats_original_approach_by_twenty_percent_on_the_te
     assert model_mae <= 0.8 * baseline_mae, (model_mae, baseline_mae)
 
 
-def test_the_committed_model_beats_original_approach_on_the_test_split(split, bundle):
+def test_the_committed_model_beats_original_approach_on_every_test_metric(split, bundle):
+    """The quality gate for whatever params are committed: better MAE, R² and MAPE than the original."""
     params, train, test = split
     baseline = fit_model(build_baseline(params["baseline"]), train, train[TARGET], "baseline")
-    model_mae = regression_metrics(test[TARGET], score(bundle, test)[PREDICTION])["mae"]
-    assert model_mae < regression_metrics(test[TARGET], baseline.predict(test))["mae"]
+    model = regression_metrics(test[TARGET], score(bundle, test)[PREDICTION])
+    original = regression_metrics(test[TARGET], baseline.predict(test))
+    assert model["mae"] < original["mae"] and model["mape"] < original["mape"], (model, original)
+    assert model["r2"] > original["r2"], (model, original)
 
 
 def test_the_reference_model_beats_the_random_forest_family_in_grouped_cv(split, reference):
@@ -130,12 +133,6 @@ def test_the_range_contains_the_rent_and_widens_with_the_level(split, bundle):
     assert ((wide[LOW] <= wide[PREDICTION]) & (wide[PREDICTION] <= wide[HIGH])).all()
     assert ((wide[LOW] <= narrow[LOW]) & (narrow[HIGH] <= wide[HIGH])).all()
     assert ((wide[HIGH] - wide[LOW]) > (narrow[HIGH] - narrow[LOW])).all()
-
-
-def test_held_out_quality_gate(split, model):
-    _, _, test = split
-    metrics = regression_metrics(test[TARGET], model.predict(test))
-    assert metrics["r2"] > 0.55 and metrics["mape"] < 0.2, metrics
 
 
 def test_larger_apartments_are_predicted_dearer_all_else_equal(split, model):
