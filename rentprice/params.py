@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML, YAMLError
 
 from rentprice.errors import ParamsError
-from rentprice.io import read_yaml
+from rentprice.io import atomic_path, read_yaml
 from rentprice.schema import NUMERIC_COLUMNS, TARGET
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -448,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check params.yaml against its schema.")
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PARAMS)
     parser.add_argument("--markdown", action="store_true", help="print docs/params.md and exit")
+    parser.add_argument(
+        "--stamp",
+        type=Path,
+        help="when the file is valid, write this file (always the same bytes): the check_params "
+        "stage's output, which collect depends on, so every pipeline run checks params first",
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         sys.stdout.write(markdown())
@@ -457,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2
+    if args.stamp is not None:
+        with atomic_path(args.stamp) as temporary:
+            temporary.write_text("params.yaml: valid\n", encoding="utf-8")
     return 0
 
 

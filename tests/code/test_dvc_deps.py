@@ -82,6 +82,8 @@ def test_stage_deps_list_exactly_the_package_modules_its_script_imports(name):
     script = stage_script(stage)
     listed = {dep for dep in stage.get("deps", []) if dep.startswith(f"{PACKAGE}/") and dep != script}
     needed = import_closure(REPO_ROOT / script, REPO_ROOT)
+    if MODULE.search(stage["cmd"]):  # `python -m rentprice.x` runs the package's __init__.py first
+        needed.setdefault(f"{PACKAGE}/__init__.py", [f"python -m {MODULE.search(stage['cmd']).group(1)}"])
     problems = (
         [f"add {script} to its deps (the stage runs it)"] if script not in stage.get("deps", []) else []
     )

@@ -52,7 +52,7 @@ def test_repro_predict_scores_the_file_in_params_and_only_reruns_predict(project
     batch.insert(0, "listing_id", [f"L{i}" for i in range(len(batch))])
     score_file(project, "batch.csv", batch)
     result = run(["dvc", "repro", "predict"], project)
-    assert re.findall(r"Running stage '(\w+)'", result.stdout) == ["predict"]
+    assert re.findall(r"Running stage '(\w+)'", result.stdout) == ["check_params", "predict"]
     assert "score listings: rows=8, scored=6, rejected=2" in result.stderr
     scored = pd.read_parquet(project / "data/predictions/scored.parquet")
     rejects = pd.read_csv(project / "data/predictions/rejects.csv")

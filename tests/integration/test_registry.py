@@ -53,7 +53,7 @@ def test_release_refuses_a_pipeline_that_is_not_reproduced(team_repo):
     fewer_trees(team_repo)
     run(["git", "commit", "-qm", "fewer trees, not reproduced", "params.yaml"], team_repo)
     message = refused(team_repo)
-    assert "the pipeline is not up to date (dvc status: train)" in message
+    assert "the pipeline is not up to date (dvc status: check_params, train)" in message
     assert "`dvc repro`" in message
 
 
