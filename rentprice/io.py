@@ -201,7 +201,12 @@ def _redact(db_url: str) -> str:
 
     if _ambiguous_at(db_url):
         scheme, _, rest = db_url.partition("://")
-        return f"{scheme}://***@{_authority(rest).rpartition('@')[2]}{rest[len(_authority(rest)) :]}"
+        before_query, question, query = rest.partition("?")
+        masked = "&".join(
+            f"{key}=***" if SECRET_PARAMETER.search(key) else f"{key}{equals}{value}"
+            for key, equals, value in (item.partition("=") for item in query.split("&") if item)
+        )
+        return f"{scheme}://***@{before_query.rpartition('@')[2]}{question}{masked}"
     try:
         url = sa.engine.make_url(db_url)
     except sa.exc.ArgumentError:
@@ -210,14 +215,14 @@ def _redact(db_url: str) -> str:
     return url.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
-def _authority(rest: str) -> str:
-    """The user, password, host and port of a URL after its ``scheme://``."""
-    return re.split(r"[/?]", rest, maxsplit=1)[0]
-
-
 def _ambiguous_at(db_url: str) -> bool:
+    """Whether more than one ``@`` comes before the URL's query.
+
+    Its host then cannot be told from a password holding an unencoded ``@`` (or ``/``), so
+    everything up to the last ``@`` is masked.
+    """
     _, separator, rest = db_url.partition("://")
-    return bool(separator) and _authority(rest).count("@") > 1
+    return bool(separator) and rest.partition("?")[0].count("@") > 1
 
 
 def _check_url(db_url: str, where: str) -> None:

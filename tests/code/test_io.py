@@ -75,6 +75,11 @@ def test_a_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path, name):
             "u:***@127.0.0.1:1/db?sslpassword=***",
         ),
         ("postgresql+pg8000://u:Sec@ret77@127.0.0.1:1/db", "***@127.0.0.1:1/db: more than one '@'"),
+        (
+            "postgresql+pg8000://u:Sec@ret77@127.0.0.1:1/db?password=QueryPw777",
+            "***@127.0.0.1:1/db?password=***:",
+        ),
+        ("postgresql+pg8000://u:Pw1/ret77@Sec@127.0.0.1:1/db", "***@127.0.0.1:1/db: more than one '@'"),
     ],
 )
 def test_every_form_of_password_is_masked(url, shown):
