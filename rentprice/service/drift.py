@@ -17,9 +17,11 @@ from typing import Any
 
 import pandas as pd
 from flask import Blueprint, Response, abort, current_app, jsonify
+from ruamel.yaml import YAMLError
 
 from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
 from rentprice.errors import ParamsError
+from rentprice.io import read_yaml
 from rentprice.params import load_group
 from rentprice.schema import ALIASES, header_key
 from rentprice.service.config import PREFIX
@@ -71,16 +73,22 @@ def record_scored(listings: Sequence[object], predictions: Sequence[Mapping[str,
 def thresholds() -> dict[str, float]:
     """The ``drift`` params of the ``params.yaml`` beside the service's dvc.lock, else the defaults.
 
-    Validated as the stages validate them: a file whose ``drift`` group is invalid answers 500 with
-    the one-line reason rather than a summary against thresholds nobody set.
+    The defaults apply without that file or without a ``drift`` group in it. A group is validated
+    as the stages validate it: an invalid one is logged and answers 500 with the reason (the file
+    named without its server path) rather than a summary against thresholds nobody set.
     """
     params = current_app.extensions["rentprice"].config.lock_path.parent / "params.yaml"
-    if not params.is_file():
+    try:
+        has_group = params.is_file() and "drift" in (read_yaml(params) or {})
+    except (OSError, UnicodeDecodeError, YAMLError, TypeError):
+        has_group = True  # unreadable: load_group names the problem
+    if not has_group:
         return dict(DEFAULT_THRESHOLDS)
     try:
         return load_group(params, "drift").model_dump()
     except ParamsError as error:
-        abort(HTTPStatus.INTERNAL_SERVER_ERROR, str(error))
+        current_app.logger.error("%s", error)
+        abort(HTTPStatus.INTERNAL_SERVER_ERROR, str(error).replace(str(params), params.name, 1))
 
 
 @drift.get("/model/drift")

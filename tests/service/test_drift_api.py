@@ -102,3 +102,9 @@ def test_invalid_drift_params_are_a_500_naming_the_key(app, tmp_path, line, phra
     assert response.status_code == 500
     message = response.get_json()["error"]
     assert f"drift.{key}: expected" in message and phrase in message and "\n" not in message
+    assert str(tmp_path) not in message  # no server path in an answer
+
+
+def test_a_params_file_without_a_drift_group_gives_the_default_thresholds(app, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": 1}}))
+    assert app.test_client().get("/api/v1/model/drift").status_code == 200
