@@ -35,6 +35,7 @@ def main() -> int:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
             health = json.load(response)
     except urllib.error.HTTPError as error:
+        error.close()
         if error.code == HTTPStatus.SERVICE_UNAVAILABLE and error.headers.get("Retry-After"):
             # shed under overload (by nginx or a worker): alive and answering at once, not broken;
             # calling it unhealthy would have an orchestrator restart a server under load

@@ -367,7 +367,8 @@ def output_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
                     replaced.append((path, before))
             except BaseException:
                 for path, before in replaced:
-                    _restore(path, before)
+                    with suppress(OSError):  # put back as many as can be; the first error is raised
+                        _restore(path, before)
                 raise
         finally:
             for temporary in temporaries:

@@ -13,6 +13,7 @@ from typing import Any
 
 from loguru import logger
 
+from rentprice import stopped_while_starting
 from rentprice.errors import RentpriceError
 
 LOG_DIR = Path("logs")
@@ -76,7 +77,8 @@ def run_stage(stage: str, body: Callable[[], None]) -> int:
     as a shell reports a command a signal stopped; outputs are written atomically, so none is partial.
     """
     setup_logging(stage)
-    if threading.current_thread() is threading.main_thread():  # Ctrl-C raises KeyboardInterrupt again
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) is stopped_while_starting:  # KeyboardInterrupt again
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with stopping_on_sigterm(), step(f"{stage} finished"):

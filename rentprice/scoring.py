@@ -242,7 +242,7 @@ def lock_stages(lock: Path) -> dict[str, Any]:
         return {}
     try:
         stages = (read_yaml(lock) or {}).get("stages") or {}
-    except (OSError, YAMLError, AttributeError):
+    except (OSError, UnicodeDecodeError, YAMLError, AttributeError):
         raise ModelError(f"{lock}: not a readable dvc.lock") from None
     if not isinstance(stages, dict):
         raise ModelError(f"{lock}: not a readable dvc.lock")

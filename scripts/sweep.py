@@ -13,6 +13,7 @@ them (only ``exp_save`` and ``exp_show``), and ``dvc.repo`` is DVC's internal AP
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -187,9 +188,21 @@ def stopping_queue_on_interrupt(names: Sequence[str]) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, Interrupted):
-        dvc("queue", "remove", *names)  # the ones not started yet
-        dvc("queue", "kill", "--force", *names)  # the ones running (finished ones: nothing to do)
-        dvc("queue", "stop", "--kill")
+        # a second Ctrl-C must not cut the clean-up short
+        previous = {
+            number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            dvc("queue", "remove", *names)  # the ones not started yet
+            dvc("queue", "kill", "--force", *names)  # the ones running (finished ones: nothing to do)
+            stopped = dvc("queue", "stop", "--kill")
+            if stopped.returncode != 0:
+                logger.error(
+                    "the queue may still be running: `dvc queue status` shows it, `dvc queue stop --kill`"
+                )
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         raise
 
 

@@ -161,7 +161,7 @@ def predict_on_cluster(args: argparse.Namespace) -> None:
     """Score the data set on the Dask cluster ``args.scheduler`` (Dask is imported only here).
 
     The drift summary, a local file, is written after the data sets are committed; a drift path
-    that cannot be written is refused before any scoring.
+    that is a folder is refused before any scoring.
     """
     from rentprice.distributed import score_dataset
 

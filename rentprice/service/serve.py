@@ -64,8 +64,9 @@ def nginx_conf(
     user = "user root;" if os.geteuid() == 0 else ""
     return f"""{user}
 worker_processes 1;
-# each client connection needs a socket and a proxied one two: never fewer files than connections
-# allow (a common default limit of 1,024 open files failed accept() at ~1,000 slow clients)
+# a client connection takes one file, a proxied one two: allow more files than connections (with a
+# common default limit of 1,024 open files, accept() failed at ~1,000 slow clients). Where the hard
+# limit is lower, nginx logs an alert and keeps the lower one.
 worker_rlimit_nofile {2 * CLIENT_CONNECTIONS + 1024};
 daemon off;
 pid {directory / "nginx.pid"};

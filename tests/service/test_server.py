@@ -321,6 +321,7 @@ def killed_mid_request(port: int, master: int, body: bytes) -> tuple[http.client
         deadline = time.monotonic() + WAIT_SECONDS
         while not any(open_files(pid) > count for pid, count in idle.items()):  # a worker took it
             assert time.monotonic() < deadline and not answer.done(), answer.result()[0].status
+            time.sleep(0.001)
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         result = answer.result()
