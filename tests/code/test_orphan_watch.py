@@ -33,17 +33,22 @@ def running(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("shell", ["/bin/dash", "/bin/bash"])
-def test_a_stage_stops_soon_after_its_dvc_is_killed(shell, tmp_path):
+def launch(shell: str, stage: str) -> subprocess.Popen:
+    """The stand-in `dvc` running the stand-in stage code ``stage`` through ``shell``; the stage's
+    first line of output is its pid."""
     env = os.environ | {"DVC_STAGE": "train", "PYTHONPATH": str(REPO_ROOT)}
-    command = f"{sys.executable} -c '{STAGE}'"
-    launcher = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, shell, command],
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, shell, f"{sys.executable} -c '{stage}'"],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+@pytest.mark.parametrize("shell", ["/bin/dash", "/bin/bash"])
+def test_a_stage_stops_soon_after_its_dvc_is_killed(shell, tmp_path):
+    launcher = launch(shell, STAGE)
     try:
         stage = int(launcher.stdout.readline())
         between = command_name(parent_pid(stage))
@@ -62,14 +67,7 @@ def test_a_stage_stops_soon_after_its_dvc_is_killed(shell, tmp_path):
 def test_a_stage_whose_dvc_died_before_it_imported_the_package_stops():
     """The race of a `dvc` killed between starting the stage and the stage's first import."""
     late = "import os, time; print(os.getpid(), flush=True); time.sleep(1); import rentprice; time.sleep(60)"
-    env = os.environ | {"DVC_STAGE": "train", "PYTHONPATH": str(REPO_ROOT)}
-    launcher = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "/bin/bash", f"{sys.executable} -c '{late}'"],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    launcher = launch("/bin/bash", late)
     try:
         stage = int(launcher.stdout.readline())
         launcher.kill()  # before the stage's import of rentprice

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.integration.params_support import get_param, other_count, set_params
-from tests.support import make_project_copy, run, tool_env, use_private_remotes
+from tests.support import make_project_copy, run, start, use_private_remotes
 
 pytestmark = pytest.mark.slow
 
@@ -227,15 +227,7 @@ def processes_in(repo: Path) -> list[str]:
 def test_ctrl_c_stops_the_sweep_and_every_experiment_it_queued(built_project, tmp_path):
     repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
     grid = f"GRID=-S train.n_estimators={','.join(map(str, sweep_counts(repo)))}"
-    with open(tmp_path / "sweep.log", "w") as log:
-        sweep = subprocess.Popen(
-            ["make", "sweep", grid, "JOBS=1"],
-            cwd=repo,
-            env=tool_env(),
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    sweep = start(["make", "sweep", grid, "JOBS=1"], repo, tmp_path / "sweep.log")
     try:
         deadline = time.monotonic() + 120
         while "--run-all" not in " ".join(processes_in(repo)):  # the queue runs

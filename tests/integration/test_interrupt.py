@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from rentprice import command_name, parent_pid
 from rentprice.io import TEMP_DIR, file_md5
 from tests.integration.params_support import get_param, set_params
-from tests.support import run, tool_env
+from tests.support import run, start, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -74,15 +73,8 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
     # more trees than committed: a new model that takes long enough to interrupt
     committed = get_param(repo, "train.n_estimators")
     set_params(repo, {"train.n_estimators": 4 * committed + 1})
-    with open(tmp_path / "dvc.log", "w") as log:
-        dvc = subprocess.Popen(
-            ["dvc", "repro", "train"],
-            cwd=repo,
-            env=tool_env() | {"SHELL": shell},  # DVC runs stage commands with $SHELL -c
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    # DVC runs stage commands with $SHELL -c
+    dvc = start(["dvc", "repro", "train"], repo, tmp_path / "dvc.log", tool_env() | {"SHELL": shell})
     try:
         pid = wait_for(lambda: stage_process(repo, "stages/train.py"), "the train stage to start")
         # dash stays between dvc and the stage (the watcher's case); bash replaces itself with it
@@ -112,15 +104,7 @@ def test_ctrl_c_while_a_stage_starts_is_one_line_and_dvc_repro_restores_its_metr
     repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
     committed = get_param(repo, "baseline.n_estimators")
     set_params(repo, {"baseline.n_estimators": committed + 1})  # evaluate reruns
-    with open(tmp_path / "dvc.log", "w") as log:
-        dvc = subprocess.Popen(
-            ["dvc", "repro", "evaluate"],
-            cwd=repo,
-            env=tool_env(),
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    dvc = start(["dvc", "repro", "evaluate"], repo, tmp_path / "dvc.log")
     try:
         pid = wait_for(lambda: stage_process(repo, "stages/evaluate.py"), "the evaluate stage to start")
         # past the interpreter's own start (~0.1 s, before any line of the script can run) and well

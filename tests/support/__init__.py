@@ -93,6 +93,15 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def start(args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``args`` in ``cwd`` in a session of its own (its process group can be signalled as a
+    terminal would), stdout and stderr to ``log``; ``env`` defaults to ``tool_env()``."""
+    with open(log, "w") as handle:
+        return subprocess.Popen(
+            args, cwd=cwd, env=env or tool_env(), stdout=handle, stderr=handle, start_new_session=True
+        )
+
+
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run a command, capturing output; on an unexpected exit code fail with its output."""
     result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True)
