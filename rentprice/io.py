@@ -81,11 +81,11 @@ def read_sql_chunks(
                     reflected = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=connection)
                 except sa.exc.NoSuchTableError:
                     raise DataError(f"{where}: table {table!r} not found") from None
-            unknown = dict(
-                (column, kind)
+            unknown = {
+                column: kind
                 for warning in caught
                 for kind, column in UNKNOWN_TYPE.findall(str(warning.message))
-            )
+            }
             absent = [name for name in columns if name not in reflected.columns]
             if absent:
                 raise DataError(f"{where}: table {table!r} is missing column(s) {', '.join(absent)}")

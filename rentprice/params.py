@@ -218,13 +218,16 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     return validate_params(_read(path), str(path))
 
 
-def load_group(path: Path, name: str) -> Group:
-    """Group ``name`` (e.g. ``drift``) of the params file ``path``, validated, the other groups unread.
+def load_group(path: Path, name: str) -> Group | None:
+    """Group ``name`` (e.g. ``drift``) of the params file ``path``, validated; None without it.
 
     For readers of one group in a file that may hold only that group (the service's drift
-    thresholds). Errors as for ``load_params``, keys named from the file's root (``drift.min_rows``).
+    thresholds); the other groups are not read. Errors as for ``load_params``, keys named from the
+    file's root (``drift.min_rows``).
     """
     raw = _read(path)
+    if isinstance(raw, dict) and name not in raw:
+        return None
     return validate_group(name, raw.get(name) if isinstance(raw, dict) else None, str(path))
 
 

@@ -17,11 +17,9 @@ from typing import Any
 
 import pandas as pd
 from flask import Blueprint, Response, abort, current_app, jsonify
-from ruamel.yaml import YAMLError
 
 from rentprice.drift import DEFAULT_THRESHOLDS, PROFILED_COLUMNS, DriftMonitor
 from rentprice.errors import ParamsError
-from rentprice.io import read_yaml
 from rentprice.params import load_group
 from rentprice.schema import ALIASES, header_key
 from rentprice.service.config import PREFIX
@@ -78,17 +76,14 @@ def thresholds() -> dict[str, float]:
     named without its server path) rather than a summary against thresholds nobody set.
     """
     params = current_app.extensions["rentprice"].config.lock_path.parent / "params.yaml"
-    try:
-        has_group = params.is_file() and "drift" in (read_yaml(params) or {})
-    except (OSError, UnicodeDecodeError, YAMLError, TypeError):
-        has_group = True  # unreadable: load_group names the problem
-    if not has_group:
+    if not params.is_file():
         return dict(DEFAULT_THRESHOLDS)
     try:
-        return load_group(params, "drift").model_dump()
+        group = load_group(params, "drift")
     except ParamsError as error:
         current_app.logger.error("%s", error)
         abort(HTTPStatus.INTERNAL_SERVER_ERROR, str(error).replace(str(params), params.name, 1))
+    return dict(DEFAULT_THRESHOLDS) if group is None else group.model_dump()
 
 
 @drift.get("/model/drift")

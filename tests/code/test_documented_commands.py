@@ -18,6 +18,7 @@ of another code block that starts with a known command or names a repository pat
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import itertools
 import json
@@ -329,6 +330,7 @@ def set_param_problems(args: list[str]) -> list[str]:
         for arg in args
         for word in (shlex.split(arg.split("=", 1)[1]) if re.match(r"^[A-Z_]+=", arg) else [arg])
     ]
+    committed = read_yaml(REPO_ROOT / "params.yaml")
     problems = []
     for flag, setting in itertools.pairwise(tokens):
         if flag not in {"-S", "--set-param"} or "=" not in setting or WILDCARD in setting:
@@ -337,7 +339,7 @@ def set_param_problems(args: list[str]) -> list[str]:
         if "." not in key or key.startswith(("+", "~")):  # prose, or DVC's syntax to add or remove a key
             continue
         for value in values.split(","):
-            params = read_yaml(REPO_ROOT / "params.yaml")
+            params = copy.deepcopy(committed)
             *parents, last = key.split(".")
             node = params
             for part in parents:
