@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from time import perf_counter
 from typing import IO, Any
@@ -45,6 +47,7 @@ from rentprice.scoring import (
     score,
     validate_listings,
 )
+from rentprice.scoring_process import Scorer, scorer
 
 STDIN = "-"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
@@ -294,6 +297,65 @@ def listing_frame(table: pa.Table) -> pd.DataFrame:
     return pa.table(columns).to_pandas()
 
 
+@dataclass(frozen=True)
+class CheckedChunk:
+    """One chunk after validation: the rows to score, and what is written around their rents.
+
+    ``scorable``: ``ValidationResult.scorable`` (indexed by input row number); ``kept``: their
+    pass-through columns in the same order; ``rejected``: the chunk's rejects in the rejects schema;
+    ``unknown``: ``ValidationResult.treated_as_unknown``; ``rows``: rows the chunk had.
+    """
+
+    rows: int
+    scorable: pd.DataFrame
+    kept: pa.Table
+    rejected: pa.Table
+    unknown: dict[str, int]
+
+
+def check_chunk(
+    model: dict,
+    table: pa.Table,
+    first_row: int,
+    passthrough: list[str],
+    rejects_schema: pa.Schema,
+    drift: DriftMonitor | None = None,
+) -> CheckedChunk:
+    """Validate one chunk (row numbers from ``first_row``): everything of ``score_chunk`` but the rents.
+
+    ``drift``, when given, counts the scorable listings (as validated) into its bins.
+    """
+    result = validate_listings(listing_frame(table), model, first_row)
+    if drift is not None:
+        drift.update(result.scorable)
+    passed = table.select(passthrough)
+    rejects = result.rejects
+    rejected_rows = rejects[ROW].to_numpy(dtype="int64")
+    rejected = pa.Table.from_arrays(
+        [
+            pa.array(rejected_rows),
+            pa.array(rejects[FIELD].to_numpy(dtype=object), pa.string()),
+            pa.array(rejects[REASON].to_numpy(dtype=object), pa.string()),
+            *passed.take(rejected_rows - first_row).columns,
+        ],
+        schema=rejects_schema,
+    )
+    kept = passed.take(result.scorable.index.to_numpy(dtype="int64") - first_row)
+    return CheckedChunk(table.num_rows, result.scorable, kept, rejected, result.treated_as_unknown)
+
+
+def scored_table(checked: CheckedChunk, prices: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """The scored rows of ``checked``: row number, pass-through columns, then ``prices`` (``score``)."""
+    return pa.Table.from_arrays(
+        [
+            pa.array(checked.scorable.index.to_numpy(dtype="int64")),
+            *checked.kept.columns,
+            *(pa.array(prices[name].to_numpy(), pa.float64()) for name in (PREDICTION, LOW, HIGH)),
+        ],
+        schema=schema,
+    )
+
+
 def score_chunk(
     model: dict,
     table: pa.Table,
@@ -306,33 +368,31 @@ def score_chunk(
 
     ``drift``, when given, counts the scored listings (as validated) into its bins.
     """
-    result = validate_listings(listing_frame(table), model, first_row)
-    if drift is not None:
-        drift.update(result.scorable)
-    rows = result.scorable.index.to_numpy(dtype="int64")
-    passed = table.select(passthrough)
-    kept = passed.take(rows - first_row)
-    prices = score(model, result.scorable)
-    scored = pa.Table.from_arrays(
-        [
-            pa.array(rows),
-            *kept.columns,
-            *(pa.array(prices[name].to_numpy(), pa.float64()) for name in (PREDICTION, LOW, HIGH)),
-        ],
-        schema=schemas[0],
-    )
-    rejects = result.rejects
-    rejected_rows = rejects[ROW].to_numpy(dtype="int64")
-    rejected = pa.Table.from_arrays(
-        [
-            pa.array(rejected_rows),
-            pa.array(rejects[FIELD].to_numpy(dtype=object), pa.string()),
-            pa.array(rejects[REASON].to_numpy(dtype=object), pa.string()),
-            *passed.take(rejected_rows - first_row).columns,
-        ],
-        schema=schemas[1],
-    )
-    return scored, rejected, result.treated_as_unknown
+    checked = check_chunk(model, table, first_row, passthrough, schemas[1], drift)
+    scored = scored_table(checked, score(model, checked.scorable), schemas[0])
+    return scored, checked.rejected, checked.unknown
+
+
+def pipelined(
+    chunks: Iterator[pa.Table], check: Callable[[pa.Table, int], CheckedChunk], scoring: Scorer
+) -> Iterator[tuple[CheckedChunk, pd.DataFrame]]:
+    """Each chunk ``check``ed (with its first row number) and its rents from ``scoring``, in order.
+
+    Chunk k + 1 is read and checked while ``scoring`` scores chunk k, and chunk k is yielded (to be
+    written) while chunk k + 1 is scored: with a ``ProcessScorer`` the two run on two cores.
+    """
+    waiting: CheckedChunk | None = None
+    first_row = 0
+    for table in chunks:
+        checked = check(table, first_row)
+        first_row += checked.rows
+        prices = None if waiting is None else scoring.result()
+        scoring.submit(checked.scorable)
+        if waiting is not None:
+            yield waiting, prices
+        waiting = checked
+    if waiting is not None:
+        yield waiting, scoring.result()
 
 
 @contextmanager
@@ -466,25 +526,26 @@ def score_file(
     passthrough, *schemas = output_schemas(first, label, (output, rejects))
     model = load_scoring_model(model_path, lock)
     summary = Summary(DriftMonitor(model.get("drift_profile")))
+    check = partial(
+        check_chunk, model, passthrough=passthrough, rejects_schema=schemas[1], drift=summary.drift
+    )
+    chunks = chain([first], chunks)
+    del first  # so each chunk is freed once written
     started = perf_counter()
     written = (output, rejects, *([] if drift is None else [Path(drift)]))
     temporaries: tuple[Path, ...] = ()
     try:
         with output_files(*written) as temporaries, ExitStack() as stack:
+            scoring = stack.enter_context(scorer(model))  # forked before the outputs are opened
             write_scored = stack.enter_context(table_writer(output, temporaries[0], schemas[0]))
             write_rejects = stack.enter_context(table_writer(rejects, temporaries[1], schemas[1]))
-            table: pa.Table | None = first
-            del first  # so each chunk is freed once scored
-            while table is not None:
-                scored, rejected, unknown = score_chunk(
-                    model, table, summary.rows, passthrough, schemas, summary.drift
-                )
+            for checked, prices in pipelined(chunks, check, scoring):
+                scored = scored_table(checked, prices, schemas[0])
                 write_scored(scored)
-                write_rejects(rejected)
-                summary.count(table.num_rows, scored, rejected, unknown)
+                write_rejects(checked.rejected)
+                summary.count(checked.rows, scored, checked.rejected, checked.unknown)
                 if progress is not None:
-                    progress(table.num_rows)
-                table = next(chunks, None)
+                    progress(checked.rows)
             check_reject_rate(label, summary.rows, summary.rejected_by_field, max_reject_rate)
             stack.close()  # the writers flush inside the block, so a full disk fails here
             if drift is not None:

@@ -170,14 +170,15 @@ def test_a_failure_mid_run_leaves_no_partial_output_and_keeps_the_old_one(
     source = write(batch(), workdir / "in.csv")
     (workdir / "scored.csv").write_text("previous run\n")
     calls = []
+    write_scored_rows = batch_module.scored_table
 
-    def crash_on_second_chunk(model, scorable):
-        calls.append(len(scorable))
+    def crash_on_second_chunk(checked, prices, schema):
+        calls.append(len(prices))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return score(model, scorable)
+        return write_scored_rows(checked, prices, schema)
 
-    monkeypatch.setattr(batch_module, "score", crash_on_second_chunk)
+    monkeypatch.setattr(batch_module, "scored_table", crash_on_second_chunk)
     assert run(stage, model_file, source, workdir / "scored.csv", "--chunk-rows", "3") == 128 + signal.SIGINT
     assert len(calls) == 2
     assert leftovers(workdir) == ["scored.csv"]

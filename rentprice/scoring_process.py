@@ -1,0 +1,179 @@
+"""Batch scoring on a second core: ``score`` runs in a forked child while the next chunk is checked.
+
+``rentprice.batch.score_file`` hands each chunk's scorable rows to a ``Scorer`` and checks the next
+chunk (reading, validation, drift counts) while the model predicts, then writes. With more than one
+CPU (``os.sched_getaffinity``) and ``fork`` available, the predict runs in a child process forked
+after the model is loaded, so it shares the loaded model and needs no start-up of its own; otherwise
+it runs inline. Either way the rents are ``rentprice.scoring.score`` of the same rows, the one
+inference path. One frame is in flight at a time, so memory stays bounded by two chunks.
+
+The child ignores SIGINT and SIGTERM (the parent handles them and ends the child) and gets SIGKILL
+when the parent dies (``PR_SET_PDEATHSIG``), so it never outlives the run. Measured speed:
+docs/benchmarks.md ("Batch scoring on two cores").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import pandas as pd
+
+from rentprice import PR_SET_PDEATHSIG
+from rentprice.errors import ModelError
+from rentprice.scoring import score
+
+#: The signals that stop a run: the parent handles them and ends the child.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+class Scorer(Protocol):
+    """Scores one frame at a time: ``submit`` it, then take its ``result`` before the next ``submit``."""
+
+    def submit(self, scorable: pd.DataFrame) -> None:
+        """Start scoring ``scorable`` (``ValidationResult.scorable``)."""
+
+    def result(self) -> pd.DataFrame:
+        """``score(model, scorable)`` of the frame last submitted; raises what ``score`` raised."""
+
+
+class InlineScorer:
+    """``score`` in this process, at ``submit``."""
+
+    def __init__(self, model: Mapping[str, Any]):
+        self.model = model
+        self._prices = pd.DataFrame()
+
+    def submit(self, scorable: pd.DataFrame) -> None:
+        """Score ``scorable`` now."""
+        self._prices = score(self.model, scorable)
+
+    def result(self) -> pd.DataFrame:
+        """The rents of the frame last submitted."""
+        return self._prices
+
+
+class ProcessScorer:
+    """``score`` in a child process forked with the loaded model; frames and results go by pipe."""
+
+    def __init__(self, model: Mapping[str, Any]):
+        """Fork the child; ModelError when the system refuses (no memory or processes left)."""
+        context = multiprocessing.get_context("fork")
+        self._connection, child_end = context.Pipe()
+        # Not a daemon: joblib refuses its workers in a daemon process, with a warning per predict
+        # (the random_forest family). The parent ends it in ``close``; PR_SET_PDEATHSIG if the parent dies.
+        self._process = context.Process(
+            target=serve, args=(model, child_end, os.getpid()), name="rentprice-score"
+        )
+        try:
+            self._process.start()
+        except OSError as error:
+            self._connection.close()
+            raise ModelError(f"cannot start the scoring process ({error.strerror or error})") from None
+        finally:
+            child_end.close()
+
+    def submit(self, scorable: pd.DataFrame) -> None:
+        """Send ``scorable`` to the child; ModelError when the child is gone."""
+        try:
+            self._connection.send(scorable)
+        except OSError:  # a broken pipe: the child is gone
+            raise self._stopped() from None
+
+    def result(self) -> pd.DataFrame:
+        """The child's rents for the frame last sent; what ``score`` raised there; ModelError when it died."""
+        try:
+            succeeded, value = self._connection.recv()
+        except (EOFError, OSError):
+            raise self._stopped() from None
+        if not succeeded:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """End the child at once (it holds nothing to clean up) and reap it."""
+        self._connection.close()
+        self._process.kill()
+        self._process.join()
+
+    def _stopped(self) -> ModelError:
+        self._process.join(timeout=1)
+        code = self._process.exitcode
+        if code is not None and code < 0:
+            how = f"by {signal.Signals(-code).name}"
+        else:
+            how = f"with exit code {code}"
+        return ModelError(
+            f"the scoring process stopped unexpectedly ({how}; out of memory?); nothing was written"
+        )
+
+
+def serve(model: Mapping[str, Any], connection: Connection, parent: int) -> None:
+    """The child's loop: ``score`` each frame received and send back (True, prices) or (False, error).
+
+    Ends when the parent closes the pipe or dies.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held back by the parent at the fork
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the prctl
+        return
+    while True:
+        try:
+            scorable = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = (True, score(model, scorable))
+        except Exception as error:  # sent back and raised in the parent, as if scored inline
+            reply = (False, error)
+        connection.send(reply)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; ``taskset -c 0`` makes it 1)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextmanager
+def scorer(model: Mapping[str, Any], cpus: int | None = None) -> Iterator[Scorer]:
+    """A ``ProcessScorer`` when ``cpus`` (default ``usable_cpus()``) > 1 and fork exists, else inline.
+
+    The child is ended on leaving the block, whatever ends it (an error, Ctrl-C, SIGTERM).
+    """
+    cpus = usable_cpus() if cpus is None else cpus
+    if cpus < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield InlineScorer(model)
+        return
+    process = None
+    try:
+        with stop_signals_held():
+            process = ProcessScorer(model)
+        yield process
+    finally:
+        if process is not None:
+            process.close()
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back within the block; they arrive (and raise) once it is left.
+
+    Python calls its fork hooks (e.g. ``logging``'s lock release) in the parent right after a fork,
+    and an exception raised there is printed and dropped: a Ctrl-C or SIGTERM landing in one would
+    be lost and the run would go on. Held back, it lands in ordinary code after the fork.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
