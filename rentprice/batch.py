@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import stat
 import sys
 import warnings
 from collections import Counter
@@ -115,7 +116,8 @@ def file_format(path: str | Path, role: str) -> str:
 def check_paths(source: str, output: Path, rejects: Path, drift: Path | None = None) -> None:
     """Refuse an output, rejects or drift file that is the input or another of them (links too).
 
-    Checked before anything is read, so a collision never overwrites the input or loses rows.
+    Checked before anything is read, so a collision never overwrites the input or loses rows; with
+    ``--input -`` the file stdin is redirected from counts as the input.
     """
     named = [("--output", Path(output)), ("--rejects", Path(rejects))]
     if drift is not None:
@@ -126,6 +128,20 @@ def check_paths(source: str, output: Path, rejects: Path, drift: Path | None = N
         for other_role, other in named[position + 1 :]:
             if _same_file(path, other):
                 raise DataError(f"{other}: {other_role} is the same file as {role} {path}; give another path")
+    if source == STDIN and (stdin := _stdin_file()) is not None:
+        for role, path in named:
+            with suppress(OSError):
+                if os.path.samestat(stdin, os.stat(path)):
+                    raise DataError(f"{path}: {role} is the file stdin reads (--input -); give another path")
+
+
+def _stdin_file() -> os.stat_result | None:
+    """The status of the file stdin is redirected from (``< in.csv``); None for a pipe or terminal."""
+    try:
+        status = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
 
 
 def _same_file(first: Path, second: Path) -> bool:

@@ -441,6 +441,24 @@ def test_colliding_paths_are_one_line_exit_2_before_reading(stage, model_file, w
     assert not (workdir / "out.csv").exists() and not (workdir / "out.csv.rejects.csv").exists()
 
 
+@pytest.mark.parametrize("role", ["--output", "--rejects"])
+def test_an_output_that_is_the_file_stdin_reads_is_refused(
+    stage, model_file, workdir, capsys, monkeypatch, role
+):
+    source = write(batch(), workdir / "in.csv")
+    before = source.read_bytes()
+    with open(source, encoding="utf-8") as redirected:  # as `--input - < in.csv` has it
+        monkeypatch.setattr(sys, "stdin", redirected)
+        paths = {"--output": str(source), "--rejects": str(workdir / "out.csv")}
+        if role == "--rejects":
+            paths = {"--output": str(workdir / "out.csv"), "--rejects": f"./{source.name}"}
+        argv = ["--model", str(model_file), "--input", "-", *itertools.chain(*paths.items())]
+        assert stage.main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"{role} is the file stdin reads (--input -)" in errors[0]
+    assert source.read_bytes() == before and leftovers(workdir) == []
+
+
 def test_default_rejects_of_a_csv_and_a_parquet_output_differ(stage, model_file, workdir):
     source = write(batch(), workdir / "in.csv")
     run_ok(stage, model_file, source, workdir / "x.csv")
