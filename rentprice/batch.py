@@ -192,7 +192,13 @@ def _parquet_chunks(source: str, label: str, chunk_rows: int) -> Iterator[pa.Tab
 
 def _csv_chunks(handle: IO[bytes], label: str, chunk_rows: int) -> Iterator[pa.Table]:
     header_line = handle.readline().decode("utf-8-sig")
-    header = next(csv.reader([header_line]), [])
+    try:
+        header = next(csv.reader([header_line]), [])
+    except csv.Error:  # a line break inside the line: lines that end in a lone carriage return
+        raise DataError(
+            f"{label}: not a readable CSV file (its lines end in a lone carriage return, as old Mac "
+            "exports do): save it with ordinary line ends"
+        ) from None
     if not header:
         raise DataError(f"{label}: not a readable CSV file (empty: no header line)")
     names = canonical_names(header, label)

@@ -257,6 +257,7 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(stage, model_file, workdi
             "in.csv: not a readable CSV file (Error tokenizing data. C error: Expected 2",
         ),
         ("not parquet", "in.parquet", "in.parquet: not a readable PARQUET file"),
+        ("a,b\r1,2\r", "in.csv", "in.csv: not a readable CSV file (its lines end in a lone carriage return"),
         ("a,b\n", "in.txt", "in.txt: input must be a .csv or .parquet file"),
     ],
 )
