@@ -284,28 +284,40 @@ def output_schemas(
 
 
 def _check_csv_type(source: str, path: Path, column: pa.Field) -> None:
-    try:
-        pa_csv.CSVWriter(io.BytesIO(), pa.schema([column]))
-    except pa.ArrowException:
+    # bytes Arrow would write as they are: a traceback mid-run at the first that is not UTF-8
+    if _is_bytes(column.type) or not _csv_writes(column.type):
         raise DataError(
             f"{source}: column {column.name!r} holds {column.type}, which CSV cannot hold, so it cannot "
             f"be passed through to {path}; write a .parquet file or drop the column"
-        ) from None
+        )
 
 
-def listing_frame(table: pa.Table) -> pd.DataFrame:
+def _csv_writes(kind: pa.DataType) -> bool:
+    """Whether Arrow's CSV writer takes a column of type ``kind``."""
+    try:
+        pa_csv.CSVWriter(io.BytesIO(), pa.schema([pa.field("column", kind)]))
+    except pa.ArrowException:
+        return False
+    return True
+
+
+def listing_frame(table: pa.Table, first_row: int = 0) -> pd.DataFrame:
     """The feature columns of a chunk as pandas objects, storage types mapped to the same information.
 
     Dictionary columns are decoded, decimals become floats, a date or timestamp in a year field
     (construction year) becomes its year; a date in another number field becomes its text (so
-    validation names it as not a number). Booleans stay booleans: yes/no fields read them as
-    yes/no, number fields reject them.
+    validation names it as not a number). Bytes
+    (Parquet text without its UTF-8 annotation) are their text; bytes that are not UTF-8 are a
+    DataError naming the row (``first_row`` plus the position) and field. Booleans stay booleans:
+    yes/no fields read them as yes/no, number fields reject them.
     """
     columns = {}
     for name in FEATURE_COLUMNS:
         column = table.column(name)
         if pa.types.is_dictionary(column.type):
             column = pc.cast(column, column.type.value_type)
+        if _is_bytes(column.type):  # text stored without its UTF-8 annotation: the same text
+            column = _as_text(column, name, first_row)
         if FIELDS[name].kind == NUMBER:
             kind = column.type
             if pa.types.is_decimal(kind):
@@ -314,6 +326,30 @@ def listing_frame(table: pa.Table) -> pd.DataFrame:
                 column = pc.year(column) if FIELDS[name].unit == "year" else pc.cast(column, pa.string())
         columns[name] = column
     return pa.table(columns).to_pandas()
+
+
+def _as_text(column: pa.ChunkedArray, name: str, first_row: int) -> pa.ChunkedArray:
+    """A column of bytes as UTF-8 text; a DataError naming the first row whose bytes are not UTF-8."""
+    try:
+        return pc.cast(column, pa.string())
+    except pa.ArrowInvalid:
+        position = next(i for i, value in enumerate(column.to_pylist()) if not _is_utf8(value))
+        raise DataError(f"row {first_row + position}, field {name}: bytes that are not UTF-8 text") from None
+
+
+def _is_utf8(value: bytes | None) -> bool:
+    if value is None:
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _is_bytes(kind: pa.DataType) -> bool:
+    """Whether ``kind`` holds raw bytes (Parquet BYTE_ARRAY without the UTF-8 annotation)."""
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
 
 
 def score_chunk(
@@ -328,7 +364,7 @@ def score_chunk(
 
     ``drift``, when given, counts the scored listings (as validated) into its bins.
     """
-    result = validate_listings(listing_frame(table), model, first_row)
+    result = validate_listings(listing_frame(table, first_row), model, first_row)
     if drift is not None:
         drift.update(result.scorable)
     rows = result.scorable.index.to_numpy(dtype="int64")
@@ -498,9 +534,12 @@ def score_file(
             table: pa.Table | None = first
             del first  # so each chunk is freed once scored
             while table is not None:
-                scored, rejected, unknown = score_chunk(
-                    model, table, summary.rows, passthrough, schemas, summary.drift
-                )
+                try:
+                    scored, rejected, unknown = score_chunk(
+                        model, table, summary.rows, passthrough, schemas, summary.drift
+                    )
+                except DataError as error:  # a chunk's value no row can hold: name the file
+                    raise DataError(f"{label}: {error}") from None
                 write_scored(scored)
                 write_rejects(rejected)
                 summary.count(table.num_rows, scored, rejected, unknown)

@@ -390,6 +390,60 @@ def test_timestamps_in_a_year_field_are_their_year(stage, model_file, workdir):
     np.testing.assert_array_equal(typed["predicted_rent"], plain["predicted_rent"])
 
 
+def bytes_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as Parquet with its text columns stored as bytes (BYTE_ARRAY without UTF-8 annotation)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, pa.binary())
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                else f
+                for f in table.schema
+            ]
+        )
+    )
+
+
+def test_text_stored_as_bytes_gets_the_same_verdict_and_rent_as_text(stage, model_file, workdir):
+    frame = listings(*({"area": 40.0 + 5 * i, "balcony": "yes" if i % 2 else "no"} for i in range(4)))
+    as_text, _ = run_ok(stage, model_file, write(frame, workdir / "in.csv"), workdir / "text.parquet")
+    pa_parquet.write_table(bytes_table(frame), workdir / "in.parquet")
+    as_bytes, rejects = run_ok(
+        stage, model_file, workdir / "in.parquet", workdir / "b.parquet", "--rejects", "r.parquet"
+    )
+    assert rejects.empty
+    np.testing.assert_array_equal(as_bytes["predicted_rent"], as_text["predicted_rent"])
+
+
+def test_bytes_that_are_not_text_are_one_line_exit_2_naming_row_and_field(stage, model_file, workdir, capsys):
+    table = bytes_table(listings({}, {}, {}))
+    neighborhoods = pa.array([b"Centrum", b"Centrum", b"\xff\xfe"])
+    table = table.set_column(table.schema.get_field_index("neighborhood"), "neighborhood", neighborhoods)
+    pa_parquet.write_table(table, workdir / "in.parquet")
+    assert (
+        run(stage, model_file, workdir / "in.parquet", workdir / "o.parquet", "--rejects", "r.parquet") == 2
+    )
+    errors = error_lines(capsys)
+    assert len(errors) == 1
+    assert errors[0].endswith("in.parquet: row 2, field neighborhood: bytes that are not UTF-8 text")
+    assert leftovers(workdir) == []
+
+
+def test_a_bytes_column_into_csv_is_one_line_exit_2_before_writing(stage, model_file, workdir, capsys):
+    frame = listings({}, {})
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column("raw", pa.array([b"a", b"\xff"]))
+    pa_parquet.write_table(table, workdir / "in.parquet")
+    assert run(stage, model_file, workdir / "in.parquet", workdir / "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "column 'raw' holds binary, which CSV cannot hold" in errors[0]
+    assert leftovers(workdir) == []
+    assert (
+        run(stage, model_file, workdir / "in.parquet", workdir / "o.parquet", "--rejects", "r.parquet") == 0
+    )
+    assert read(workdir / "o.parquet")["raw"].tolist() == [b"a", b"\xff"], "Parquet holds the bytes"
+
+
 @pytest.mark.parametrize(
     ("output", "extra", "blocked"),
     [
