@@ -132,6 +132,19 @@ def listing_json_schema(ranges: Mapping[str, Sequence[float]]) -> dict[str, Any]
     return schema
 
 
+class JsonObject(dict):
+    """A JSON object as parsed (``json_object``), with ``given``: its keys as sent, repeats included."""
+
+    given: list[str]
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> JsonObject:
+    """``object_pairs_hook`` for json.loads: keeps a key sent twice, which a dict keeps only once."""
+    parsed = JsonObject(pairs)
+    parsed.given = [key for key, _ in pairs]
+    return parsed
+
+
 def json_int(text: str) -> int | float:
     """``parse_int`` for json.loads: a JSON integer too large for a float becomes infinity (then rejected)."""
     return float(text) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
@@ -140,11 +153,12 @@ def json_int(text: str) -> int | float:
 def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
     """A JSON value as a listing with canonical field names, or why it cannot be one: (field, reason).
 
-    Keys are matched like batch headers (case, spacing, aliases); a field given twice is refused.
+    Keys are matched like batch headers (case, spacing, aliases); a field given twice is refused,
+    also under one spelling (``{"area": 80, "area": 90}``, when parsed by ``json_object``).
     """
     if not isinstance(listing, Mapping):
         return None, "a listing must be a JSON object"
-    repeated = repeated_name(list(listing))
+    repeated = repeated_name(getattr(listing, "given", None) or list(listing))
     if repeated:
         name, spellings = repeated
         return name, f"given more than once ({', '.join(spellings)}); keep one"

@@ -572,6 +572,36 @@ def test_both_spellings_of_one_field_are_refused(client):
     ]
 
 
+def test_a_key_sent_twice_in_one_object_is_refused_not_overwritten(client):
+    body = json.dumps({**LISTING, "area": 80})[:-1] + ', "area": 90}'
+    response = client.post(PREDICT, data=f"[{json.dumps(LISTING)}, {body}]", content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["predictions"] == client.post(PREDICT, json=LISTING).json["predictions"]
+    assert response.json["errors"] == [
+        {"index": 1, "field": "area", "reason": "given more than once ('area', 'area'); keep one"}
+    ]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["area", "construction_year"])
+def test_nan_and_infinity_get_the_verdict_the_batch_gives_their_text(
+    client, tmp_path, service_dir, constant, field
+):
+    rest = {name: value for name, value in LISTING.items() if name != field}
+    body = json.dumps(rest)[:-1] + f', "{field}": {constant}}}'  # not JSON, yet Python's json reads it
+    listing = {**LISTING, field: constant}
+    pd.DataFrame([listing]).to_csv(tmp_path / "in.csv", index=False)
+    score_file(
+        service_dir / "model.joblib", str(tmp_path / "in.csv"), tmp_path / "out.csv", tmp_path / "rej.csv",
+        max_reject_rate=1, lock=tmp_path / "none.lock",
+    )  # fmt: skip
+    [batch] = pd.read_csv(tmp_path / "rej.csv")[["field", "reason"]].to_dict("records")
+    response = client.post(PREDICT, data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["errors"] == [{"index": 0, **batch}]
+    assert batch == {"field": field, "reason": f"{constant!r} is not a number"}
+
+
 def test_values_differing_only_in_spacing_or_case_get_the_same_rent(client):
     spelled = {
         **LISTING,
