@@ -12,6 +12,7 @@ output, message and document uses ``construction_year``.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -140,9 +141,21 @@ ALIASES: dict[str, str] = {
 SOURCE_TABLE_COLUMNS: tuple[str, ...] = (*(next(iter(spec.aliases), spec.name) for spec in LISTING), TARGET)
 
 
+#: Characters a copy from a spreadsheet or web page leaves invisibly in a name: a byte-order mark
+#: (a UTF-8 file's BOM on a later column, a Parquet column name), zero-width spaces and joiners.
+INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"))
+#: Word boundaries in a name: spaces (also non-breaking), underscores, hyphens, and camelCase.
+WORD_BREAK = re.compile(r"[\s_-]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
 def header_key(name: object) -> str:
-    """A column name as compared: surrounding and repeated (also non-breaking) spaces ignored, lower case."""
-    return " ".join(str(name).split()).casefold()
+    """A column name as compared: case, invisible characters and how the words are joined ignored.
+
+    ``" Construction Year "``, ``construction-year``, ``constructionYear`` and ``construction_year``
+    are one key, ``construction_year``: names that differ only in spelling name one column.
+    """
+    words = WORD_BREAK.split(str(name).translate(INVISIBLE))
+    return "_".join(word for word in words if word).casefold()
 
 
 def text_key(value: str) -> str:

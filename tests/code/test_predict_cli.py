@@ -318,6 +318,9 @@ def test_headers_differing_in_spacing_case_or_source_spelling_are_the_same_colum
     )
     scored, _ = run_ok(stage, model_file, write(spelled, workdir / "in.csv"), workdir / "spelled.csv")
     pd.testing.assert_frame_equal(scored, expected)
+    joined = frame.rename(columns={"construction_year": "Construction Year", "bathrooms": "\u200bBathrooms"})
+    scored, _ = run_ok(stage, model_file, write(joined, workdir / "in.csv"), workdir / "joined.csv")
+    pd.testing.assert_frame_equal(scored, expected)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

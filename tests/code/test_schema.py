@@ -61,6 +61,19 @@ def test_canonical_names_ignore_spacing_and_case_and_accept_the_source_spelling(
 
 
 @pytest.mark.parametrize(
+    "spelled",
+    [
+        "Construction Year", "construction-year", "constructionYear", "construction\u00a0year",
+        "construction__year", "\ufeffconstruction_year", "construction_year\u200b", " CONSTRUCTION YEAR ",
+    ],
+)  # fmt: skip
+def test_names_differing_only_in_how_words_are_joined_or_invisible_characters_are_one_column(spelled):
+    assert canonical_names([spelled, "\ufeffArea"], "x") == ["construction_year", "area"]
+    with pytest.raises(DataError, match=r"column 'construction_year' appears more than once"):
+        canonical_names([spelled, "construction_year"], "in.csv")
+
+
+@pytest.mark.parametrize(
     ("columns", "message"),
     [
         (["area", "area"], r"^in.csv: column 'area' appears more than once \('area', 'area'\); keep one$"),

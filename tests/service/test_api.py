@@ -549,6 +549,17 @@ def test_keys_are_matched_ignoring_spacing_case_and_the_source_spelling(client):
     assert post_rents(client, spelled, source) == plain * 2
 
 
+@pytest.mark.parametrize(
+    "key", ["Construction Year", "construction-year", "constructionYear", "\ufeffconstruction_year"]
+)
+def test_a_key_spelled_with_other_word_joins_is_read_not_ignored(client, key):
+    plain = post_rents(client, LISTING)
+    spelled = {(key if name == "construction_year" else name): value for name, value in LISTING.items()}
+    response = client.post(PREDICT, json=spelled)
+    assert "construction_year" not in response.json["treated_as_unknown"]
+    assert post_rents(client, spelled) == plain
+
+
 def test_construction_year_is_read_not_ignored(client, service_dir):
     response = client.post(PREDICT, json={**LISTING, "construction_year": 1005})
     assert response.json["treated_as_unknown"]["construction_year"] == 1, "a placeholder is unknown"
