@@ -159,12 +159,13 @@ def header_key(name: object) -> str:
 
 
 def text_key(value: str) -> str:
-    """A categorical text as compared: whitespace (also non-breaking) trimmed and collapsed, case folded.
+    """A categorical text as compared: spaces trimmed and collapsed, INVISIBLE dropped, case folded.
 
     The one normalisation of yes/no, garden, energy, facilities, postcode and neighborhood texts, in
-    training and in scoring alike: ``" Oud\u00a0West "`` and ``"oud west"`` are the same neighborhood.
+    training and in scoring alike: ``" Oud\u00a0West "``, ``"Oud West\u200b"`` and ``"oud west"`` are
+    the same neighborhood.
     """
-    return " ".join(value.split()).casefold()
+    return " ".join(value.translate(INVISIBLE).split()).casefold()
 
 
 def repeated_name(names: Sequence[object]) -> tuple[str, list[str]] | None:

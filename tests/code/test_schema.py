@@ -91,6 +91,11 @@ def test_text_key_trims_collapses_non_breaking_spaces_and_folds_case():
     assert text_key("  Oud\u00a0 West ") == text_key("oud west") == "oud west"
 
 
+def test_text_key_drops_invisible_characters():
+    assert text_key("\ufeffOud West\u200b") == text_key("Oud\u2060 West") == "oud west"
+    assert text_key("\ufeffYES") == "yes"
+
+
 def test_the_contract_derives_the_column_lists():
     assert "address" not in FEATURE_COLUMNS, "the model does not read the address"
     assert SOURCE_TABLE_COLUMNS[2] == "constraction_year" and SOURCE_COLUMNS[2] == "construction_year"

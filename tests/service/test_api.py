@@ -619,10 +619,11 @@ def test_values_differing_only_in_spacing_or_case_get_the_same_rent(client):
         "balcony": " YES ",
         "storage": False,
         "energy": " a",
-        "neighborhood": LISTING["neighborhood"].upper().replace(" ", "\u00a0"),
+        "neighborhood": LISTING["neighborhood"].upper().replace(" ", "\u00a0") + "\u200b",
+        "furnished": "\ufeffno",
         "garden": LISTING["garden"].upper(),
     }
-    plain = {**LISTING, "balcony": "yes", "storage": "no"}
+    plain = {**LISTING, "balcony": "yes", "storage": "no", "furnished": "no"}
     assert post_rents(client, spelled) == post_rents(client, plain)
 
 
