@@ -9,6 +9,7 @@ request data into a one-row-per-listing frame for it and maps its verdicts back 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from rentprice.schema import (
     GARDEN_M2,
     LISTING,
     NUMBER,
+    TARGET,
     YES_NO,
     ListingField,
     header_key,
@@ -46,6 +48,9 @@ from rentprice.scoring import (
 INDEX = "index"
 #: The bounds of a prediction's price range in the service's answers.
 RANGE_LOW, RANGE_HIGH = "low", "high"
+#: How alike (difflib's ratio) an unknown key and an absent field's name are to be taken for a typo.
+MISSPELLING_SIMILARITY = 0.8
+FIELD_NAMES = frozenset(spec.name for spec in LISTING)
 #: JSON integers with more digits than this do not fit a float: they are read as infinity.
 MAX_INT_DIGITS = 308
 NUMBER_TYPES = StrictInt | StrictFloat
@@ -163,12 +168,32 @@ def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
         name, spellings = repeated
         return name, f"given more than once ({', '.join(spellings)}); keep one"
     canonical = {ALIASES.get(header_key(key), key): value for key, value in listing.items()}
+    misspelled = misspelled_field(canonical)
+    if misspelled:
+        return misspelled
     try:
         ListingRequest.model_validate(canonical)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         return str(first["loc"][0]), _shape_reason(first["loc"][0])
     return canonical
+
+
+def misspelled_field(listing: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A field the listing lacks while a key close to its name is there: (field, reason), else None.
+
+    ``neighbourhood`` for ``neighborhood`` would otherwise be an ignored extra key, and the listing
+    scored with its neighborhood unknown, where the batch refuses a file without the column.
+    Close: difflib's similarity of the normalised names at least MISSPELLING_SIMILARITY.
+    """
+    absent = [spec.name for spec in LISTING if spec.name not in listing]
+    for key in listing:
+        if key in FIELD_NAMES or key == TARGET:
+            continue
+        close = difflib.get_close_matches(header_key(key), absent, n=1, cutoff=MISSPELLING_SIMILARITY)
+        if close:
+            return close[0], f"not given, but {key!r} is: a misspelling of {close[0]!r}?"
+    return None
 
 
 def _shape_reason(name: object) -> str:

@@ -144,6 +144,19 @@ def test_unknown_fields_are_ignored(client):
     assert extra == plain
 
 
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("neighbourhood", "neighborhood"), ("constuction_year", "construction_year"), ("enrgy", "energy")],
+)
+def test_a_misspelled_optional_field_is_refused_not_scored_as_unknown(client, key, field):
+    listing = {(key if name == field else name): value for name, value in LISTING.items()}
+    response = client.post(PREDICT, json=listing)
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {"index": 0, "field": field, "reason": f"not given, but {key!r} is: a misspelling of {field!r}?"}
+    ]
+
+
 def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
     response = client.post(
         PREDICT,
