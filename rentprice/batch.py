@@ -104,9 +104,14 @@ def default_rejects(output: Path) -> Path:
 
 
 def file_format(path: str | Path, role: str) -> str:
-    """``csv`` or ``parquet`` by extension (stdin is CSV); anything else is a one-line DataError."""
-    if str(path) == STDIN:
+    """``csv`` or ``parquet`` by extension (stdin is CSV); anything else is a one-line DataError.
+
+    ``-`` is stdin for the input only: an output named ``-`` would be a file of that name, not stdout.
+    """
+    if str(path) == STDIN and role == "input":
         return "csv"
+    if str(path) == STDIN:
+        raise DataError(f"{path}: {role} cannot be stdout (- reads stdin for --input only); give a file path")
     kind = FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise DataError(f"{path}: {role} must be a .csv or .parquet file")

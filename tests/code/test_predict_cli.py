@@ -517,6 +517,17 @@ def test_an_output_that_is_the_file_stdin_reads_is_refused(
     assert source.read_bytes() == before and leftovers(workdir) == []
 
 
+@pytest.mark.parametrize("flags", [("--output", "-"), ("--output", "out.csv", "--rejects", "-")])
+def test_an_output_named_dash_is_refused_not_written_to_a_file_named_dash(
+    stage, model_file, workdir, capsys, flags
+):
+    source = write(batch(), workdir / "in.csv")
+    assert stage.main(["--model", str(model_file), "--input", str(source), *flags]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "output cannot be stdout (- reads stdin for --input only)" in errors[0]
+    assert leftovers(workdir) == []
+
+
 def test_default_rejects_of_a_csv_and_a_parquet_output_differ(stage, model_file, workdir):
     source = write(batch(), workdir / "in.csv")
     run_ok(stage, model_file, source, workdir / "x.csv")
