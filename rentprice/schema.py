@@ -188,6 +188,11 @@ def canonical_names(columns: Iterable[object], source: str) -> list[str]:
     """
     given = [str(name) for name in columns]
     repeated = repeated_name(given)
+    if repeated and not header_key(repeated[0]):
+        raise DataError(
+            f"{source}: {len(repeated[1])} columns have no name (empty header cells, e.g. a spreadsheet's "
+            "trailing commas); name or remove them"
+        )
     if repeated:
         name, spellings = repeated
         raise DataError(

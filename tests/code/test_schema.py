@@ -80,6 +80,10 @@ def test_names_differing_only_in_how_words_are_joined_or_invisible_characters_ar
         (["Area", " area"], r"column 'area' appears more than once \('Area', ' area'\)"),
         (["construction_year", "constraction_year"], r"column 'construction_year' appears more than once"),
         (["note", "note"], r"column 'note' appears more than once"),
+        (
+            ["area", "", ""],
+            r"^in.csv: 2 columns have no name \(empty header cells, e.g. a spreadsheet's trailing",
+        ),
     ],
 )
 def test_a_column_given_twice_is_refused(columns, message):
