@@ -125,7 +125,7 @@ ListingRequest: type[BaseModel] = create_model(
 def listing_json_schema(ranges: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """The JSON Schema of one listing, with the served model's trained ranges as minimum/maximum.
 
-    Field names are matched ignoring case and surrounding spaces; ``aliases`` are other spellings.
+    Field names are matched as batch headers are (``schema.header_key``); ``aliases`` are other spellings.
     """
     schema = ListingRequest.model_json_schema()
     for name, (low, high) in ranges.items():
