@@ -538,6 +538,8 @@ def post_rents(client, *listings) -> list:
         ({"area": 12345678901234567890}, "area"),
         ({"area": "83000"}, "area"),
         ({"rooms": 1e39}, "rooms"),
+        ({"construction_year": 1e308}, "construction_year"),
+        ({"construction_year": "9999"}, "construction_year"),
         ({"bathrooms": 60}, "bathrooms"),
         ({"garden": "Present (83000 m²)"}, "garden"),
     ],
