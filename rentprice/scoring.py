@@ -160,13 +160,17 @@ def _judge(
     plausible = {ALIASES.get(header_key(name), name): bounds for name, bounds in plausible.items()}
     for name in NUMERIC_COLUMNS:
         numbers[name], not_a_number = _numbers(listings[name])
+        as_given = _number_rule(name)(numbers[name])  # year 17.9999 is a typo, not a placeholder
         if name in plausible:  # a placeholder such as year 1005 is unknown, not out of range
             # only below the plausible range: sources write unknown as a small number (0, 1005), while a
             # number above it (year 2205, 1e308) is a typo or a wrong column, judged by the trained range
             low = plausible[name][0]
             numbers[name] = np.where(numbers[name] < low, np.nan, numbers[name])
         reasons[name] = _first_reason(
-            not_a_number, _number_rule(name)(numbers[name]), _range_rule(name, ranges)(numbers[name])
+            not_a_number,
+            as_given,
+            _number_rule(name)(numbers[name]),
+            _range_rule(name, ranges)(numbers[name]),
         )
     for name in YES_NO_COLUMNS:
         reasons[name] = map_distinct(listings[name], _judge_yes_no, object)

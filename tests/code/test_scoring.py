@@ -244,6 +244,16 @@ def test_a_year_above_the_plausible_range_is_rejected_not_scored_as_unknown(bund
     assert f"{year:g} is outside the range the model was trained on" in result.rejects[REASON].iloc[0]
 
 
+def test_a_year_with_a_fraction_is_rejected_also_below_the_plausible_range(bundle):
+    result = validate_listings(
+        listings({"construction_year": 17.9999}, {"construction_year": 1005.5}), bundle
+    )
+    assert result.rejects[REASON].tolist() == [
+        "must be a whole number, got 17.9999",
+        "must be a whole number, got 1005.5",
+    ]
+
+
 def test_a_placeholder_year_is_unknown_not_out_of_range(bundle):
     result = validate_listings(listings({"construction_year": 1005}, {"construction_year": None}), bundle)
     assert result.rejects.empty
