@@ -180,13 +180,13 @@ def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
 
 
 def misspelled_field(listing: Mapping[str, Any]) -> tuple[str, str] | None:
-    """A field the listing lacks while a key close to its name is there: (field, reason), else None.
+    """A model field the listing lacks while a key close to its name is there: (field, reason), else None.
 
     ``neighbourhood`` for ``neighborhood`` would otherwise be an ignored extra key, and the listing
     scored with its neighborhood unknown, where the batch refuses a file without the column.
     Close: difflib's similarity of the normalised names at least MISSPELLING_SIMILARITY.
     """
-    absent = [spec.name for spec in LISTING if spec.name not in listing]
+    absent = [name for name in FEATURE_COLUMNS if name not in listing]  # an address is only passed on
     for key in listing:
         if key in FIELD_NAMES or key == TARGET:
             continue

@@ -157,6 +157,11 @@ def test_a_misspelled_optional_field_is_refused_not_scored_as_unknown(client, ke
     ]
 
 
+def test_a_misspelled_address_is_ignored_as_the_model_does_not_read_it(client):
+    listing = {("adress" if name == "address" else name): value for name, value in LISTING.items()}
+    assert client.post(PREDICT, json=listing).json == client.post(PREDICT, json=LISTING).json
+
+
 def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
     response = client.post(
         PREDICT,
