@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import stat
 import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import chain
 from pathlib import Path
 from time import perf_counter
@@ -106,9 +106,14 @@ def default_rejects(output: Path) -> Path:
 
 
 def file_format(path: str | Path, role: str) -> str:
-    """``csv`` or ``parquet`` by extension (stdin is CSV); anything else is a one-line DataError."""
-    if str(path) == STDIN:
+    """``csv`` or ``parquet`` by extension (stdin is CSV); anything else is a one-line DataError.
+
+    ``-`` is stdin for the input only: an output named ``-`` would be a file of that name, not stdout.
+    """
+    if str(path) == STDIN and role == "input":
         return "csv"
+    if str(path) == STDIN:
+        raise DataError(f"{path}: {role} cannot be stdout (- reads stdin for --input only); give a file path")
     kind = FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise DataError(f"{path}: {role} must be a .csv or .parquet file")
@@ -118,7 +123,8 @@ def file_format(path: str | Path, role: str) -> str:
 def check_paths(source: str, output: Path, rejects: Path, drift: Path | None = None) -> None:
     """Refuse an output, rejects or drift file that is the input or another of them (links too).
 
-    Checked before anything is read, so a collision never overwrites the input or loses rows.
+    Checked before anything is read, so a collision never overwrites the input or loses rows; with
+    ``--input -`` the file stdin is redirected from counts as the input.
     """
     named = [("--output", Path(output)), ("--rejects", Path(rejects))]
     if drift is not None:
@@ -129,6 +135,20 @@ def check_paths(source: str, output: Path, rejects: Path, drift: Path | None = N
         for other_role, other in named[position + 1 :]:
             if _same_file(path, other):
                 raise DataError(f"{other}: {other_role} is the same file as {role} {path}; give another path")
+    if source == STDIN and (stdin := _stdin_file()) is not None:
+        for role, path in named:
+            with suppress(OSError):
+                if os.path.samestat(stdin, os.stat(path)):
+                    raise DataError(f"{path}: {role} is the file stdin reads (--input -); give another path")
+
+
+def _stdin_file() -> os.stat_result | None:
+    """The status of the file stdin is redirected from (``< in.csv``); None for a pipe or terminal."""
+    try:
+        status = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
 
 
 def _same_file(first: Path, second: Path) -> bool:
@@ -179,7 +199,13 @@ def _parquet_chunks(source: str, label: str, chunk_rows: int) -> Iterator[pa.Tab
 
 def _csv_chunks(handle: IO[bytes], label: str, chunk_rows: int) -> Iterator[pa.Table]:
     header_line = handle.readline().decode("utf-8-sig")
-    header = next(csv.reader([header_line]), [])
+    try:
+        header = next(csv.reader([header_line]), [])
+    except csv.Error:  # a line break inside the line: lines that end in a lone carriage return
+        raise DataError(
+            f"{label}: not a readable CSV file (its lines end in a lone carriage return, as old Mac "
+            "exports do): save it with ordinary line ends"
+        ) from None
     if not header:
         raise DataError(f"{label}: not a readable CSV file (empty: no header line)")
     names = canonical_names(header, label)
@@ -265,28 +291,40 @@ def output_schemas(
 
 
 def _check_csv_type(source: str, path: Path, column: pa.Field) -> None:
-    try:
-        pa_csv.CSVWriter(io.BytesIO(), pa.schema([column]))
-    except pa.ArrowException:
+    # bytes Arrow would write as they are: a traceback mid-run at the first that is not UTF-8
+    if _is_bytes(column.type) or not _csv_writes(column.type):
         raise DataError(
             f"{source}: column {column.name!r} holds {column.type}, which CSV cannot hold, so it cannot "
             f"be passed through to {path}; write a .parquet file or drop the column"
-        ) from None
+        )
 
 
-def listing_frame(table: pa.Table) -> pd.DataFrame:
+def _csv_writes(kind: pa.DataType) -> bool:
+    """Whether Arrow's CSV writer takes a column of type ``kind``."""
+    try:
+        pa_csv.CSVWriter(io.BytesIO(), pa.schema([pa.field("column", kind)]))
+    except pa.ArrowException:
+        return False
+    return True
+
+
+def listing_frame(table: pa.Table, first_row: int = 0) -> pd.DataFrame:
     """The feature columns of a chunk as pandas objects, storage types mapped to the same information.
 
     Dictionary columns are decoded, decimals become floats, a date or timestamp in a year field
     (construction year) becomes its year; a date in another number field becomes its text (so
-    validation names it as not a number). Booleans stay booleans: yes/no fields read them as
-    yes/no, number fields reject them.
+    validation names it as not a number). Bytes
+    (Parquet text without its UTF-8 annotation) are their text; bytes that are not UTF-8 are a
+    DataError naming the row (``first_row`` plus the position) and field. Booleans stay booleans:
+    yes/no fields read them as yes/no, number fields reject them.
     """
     columns = {}
     for name in FEATURE_COLUMNS:
         column = table.column(name)
         if pa.types.is_dictionary(column.type):
             column = pc.cast(column, column.type.value_type)
+        if _is_bytes(column.type):  # text stored without its UTF-8 annotation: the same text
+            column = _as_text(column, name, first_row)
         if FIELDS[name].kind == NUMBER:
             kind = column.type
             if pa.types.is_decimal(kind):
@@ -295,6 +333,30 @@ def listing_frame(table: pa.Table) -> pd.DataFrame:
                 column = pc.year(column) if FIELDS[name].unit == "year" else pc.cast(column, pa.string())
         columns[name] = column
     return pa.table(columns).to_pandas()
+
+
+def _as_text(column: pa.ChunkedArray, name: str, first_row: int) -> pa.ChunkedArray:
+    """A column of bytes as UTF-8 text; a DataError naming the first row whose bytes are not UTF-8."""
+    try:
+        return pc.cast(column, pa.string())
+    except pa.ArrowInvalid:
+        position = next(i for i, value in enumerate(column.to_pylist()) if not _is_utf8(value))
+        raise DataError(f"row {first_row + position}, field {name}: bytes that are not UTF-8 text") from None
+
+
+def _is_utf8(value: bytes | None) -> bool:
+    if value is None:
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _is_bytes(kind: pa.DataType) -> bool:
+    """Whether ``kind`` holds raw bytes (Parquet BYTE_ARRAY without the UTF-8 annotation)."""
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
 
 
 @dataclass(frozen=True)
@@ -325,7 +387,7 @@ def check_chunk(
 
     ``drift``, when given, counts the scorable listings (as validated) into its bins.
     """
-    result = validate_listings(listing_frame(table), model, first_row)
+    result = validate_listings(listing_frame(table, first_row), model, first_row)
     if drift is not None:
         drift.update(result.scorable)
     passed = table.select(passthrough)
@@ -526,9 +588,13 @@ def score_file(
     passthrough, *schemas = output_schemas(first, label, (output, rejects))
     model = load_scoring_model(model_path, lock)
     summary = Summary(DriftMonitor(model.get("drift_profile")))
-    check = partial(
-        check_chunk, model, passthrough=passthrough, rejects_schema=schemas[1], drift=summary.drift
-    )
+
+    def check(table: pa.Table, first_row: int) -> CheckedChunk:
+        try:
+            return check_chunk(model, table, first_row, passthrough, schemas[1], summary.drift)
+        except DataError as error:  # a chunk's value no row can hold: name the file
+            raise DataError(f"{label}: {error}") from None
+
     chunks = chain([first], chunks)
     del first  # so each chunk is freed once written
     started = perf_counter()

@@ -12,6 +12,7 @@ output, message and document uses ``construction_year``.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -140,18 +141,31 @@ ALIASES: dict[str, str] = {
 SOURCE_TABLE_COLUMNS: tuple[str, ...] = (*(next(iter(spec.aliases), spec.name) for spec in LISTING), TARGET)
 
 
+#: Characters a copy from a spreadsheet or web page leaves invisibly in a name: a byte-order mark
+#: (a UTF-8 file's BOM on a later column, a Parquet column name), zero-width spaces and joiners.
+INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"))
+#: Word boundaries in a name: spaces (also non-breaking), underscores, hyphens, and camelCase.
+WORD_BREAK = re.compile(r"[\s_-]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
 def header_key(name: object) -> str:
-    """A column name as compared: surrounding and repeated (also non-breaking) spaces ignored, lower case."""
-    return " ".join(str(name).split()).casefold()
+    """A column name as compared: case, invisible characters and how the words are joined ignored.
+
+    ``" Construction Year "``, ``construction-year``, ``constructionYear`` and ``construction_year``
+    are one key, ``construction_year``: names that differ only in spelling name one column.
+    """
+    words = WORD_BREAK.split(str(name).translate(INVISIBLE))
+    return "_".join(word for word in words if word).casefold()
 
 
 def text_key(value: str) -> str:
-    """A categorical text as compared: whitespace (also non-breaking) trimmed and collapsed, case folded.
+    """A categorical text as compared: spaces trimmed and collapsed, INVISIBLE dropped, case folded.
 
     The one normalisation of yes/no, garden, energy, facilities, postcode and neighborhood texts, in
-    training and in scoring alike: ``" Oud\u00a0West "`` and ``"oud west"`` are the same neighborhood.
+    training and in scoring alike: ``" Oud\u00a0West "``, ``"Oud West\u200b"`` and ``"oud west"`` are
+    the same neighborhood.
     """
-    return " ".join(value.split()).casefold()
+    return " ".join(value.translate(INVISIBLE).split()).casefold()
 
 
 def repeated_name(names: Sequence[object]) -> tuple[str, list[str]] | None:
@@ -174,6 +188,11 @@ def canonical_names(columns: Iterable[object], source: str) -> list[str]:
     """
     given = [str(name) for name in columns]
     repeated = repeated_name(given)
+    if repeated and not header_key(repeated[0]):
+        raise DataError(
+            f"{source}: {len(repeated[1])} columns have no name (empty header cells, e.g. a spreadsheet's "
+            "trailing commas); name or remove them"
+        )
     if repeated:
         name, spellings = repeated
         raise DataError(

@@ -123,9 +123,10 @@ def validate_listings(frame: pd.DataFrame, model: Model, first_row: int = 0) -> 
     Column names are made canonical (``schema.canonical_columns``: spacing, case, aliases). Row
     numbers are ``first_row`` plus the position in ``frame`` (pass the offset of a chunk).
     ``model`` (a model file's bundle) supplies what is learned: placeholder bounds, known
-    locations and the trained ranges; a number or garden size outside its trained range is
-    rejected. Raises DataError when a feature column is missing altogether or repeated, and
-    ModelError when the model file records no ranges.
+    locations and the trained ranges; a number below its placeholder bounds is unknown, a number
+    or garden size otherwise outside its trained range is rejected. Raises DataError when a
+    feature column is missing altogether or repeated, and ModelError when the model file records
+    no ranges.
     """
     pipeline = pipeline_of(model)
     ranges = ranges_of(model)
@@ -159,11 +160,17 @@ def _judge(
     plausible = {ALIASES.get(header_key(name), name): bounds for name, bounds in plausible.items()}
     for name in NUMERIC_COLUMNS:
         numbers[name], not_a_number = _numbers(listings[name])
+        as_given = _number_rule(name)(numbers[name])  # year 17.9999 is a typo, not a placeholder
         if name in plausible:  # a placeholder such as year 1005 is unknown, not out of range
-            low, high = plausible[name]
-            numbers[name] = np.where((numbers[name] < low) | (numbers[name] > high), np.nan, numbers[name])
+            # only below the plausible range: sources write unknown as a small number (0, 1005), while a
+            # number above it (year 2205, 1e308) is a typo or a wrong column, judged by the trained range
+            low = plausible[name][0]
+            numbers[name] = np.where(numbers[name] < low, np.nan, numbers[name])
         reasons[name] = _first_reason(
-            not_a_number, _number_rule(name)(numbers[name]), _range_rule(name, ranges)(numbers[name])
+            not_a_number,
+            as_given,
+            _number_rule(name)(numbers[name]),
+            _range_rule(name, ranges)(numbers[name]),
         )
     for name in YES_NO_COLUMNS:
         reasons[name] = map_distinct(listings[name], _judge_yes_no, object)

@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from rentprice.errors import RentpriceError
 from rentprice.scoring import ranges_of
 from rentprice.service.drift import record_scored
-from rentprice.service.listings import json_int, judge, listing_json_schema
+from rentprice.service.listings import json_int, json_object, judge, listing_json_schema
 from rentprice.service.models import holder, served
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -49,7 +49,10 @@ def predict() -> tuple[Response, int]:
     if not request.is_json:
         return error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON with Content-Type: application/json")
     try:
-        body = json.loads(request_body(), parse_int=json_int)
+        # NaN and Infinity are not JSON: read as the texts they are, judged as batch judges a CSV's "NaN"
+        body = json.loads(
+            request_body(), parse_int=json_int, parse_constant=str, object_pairs_hook=json_object
+        )
     except (ValueError, RecursionError):
         return error(HTTPStatus.BAD_REQUEST, "the body is not valid JSON")
     listings = body if isinstance(body, list) else [body] if isinstance(body, dict) else None

@@ -9,6 +9,7 @@ request data into a one-row-per-listing frame for it and maps its verdicts back 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from rentprice.schema import (
     GARDEN_M2,
     LISTING,
     NUMBER,
+    TARGET,
     YES_NO,
     ListingField,
     header_key,
@@ -46,6 +48,9 @@ from rentprice.scoring import (
 INDEX = "index"
 #: The bounds of a prediction's price range in the service's answers.
 RANGE_LOW, RANGE_HIGH = "low", "high"
+#: How alike (difflib's ratio) an unknown key and an absent field's name are to be taken for a typo.
+MISSPELLING_SIMILARITY = 0.8
+FIELD_NAMES = frozenset(spec.name for spec in LISTING)
 #: JSON integers with more digits than this do not fit a float: they are read as infinity.
 MAX_INT_DIGITS = 308
 NUMBER_TYPES = StrictInt | StrictFloat
@@ -120,7 +125,7 @@ ListingRequest: type[BaseModel] = create_model(
 def listing_json_schema(ranges: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """The JSON Schema of one listing, with the served model's trained ranges as minimum/maximum.
 
-    Field names are matched ignoring case and surrounding spaces; ``aliases`` are other spellings.
+    Field names are matched as batch headers are (``schema.header_key``); ``aliases`` are other spellings.
     """
     schema = ListingRequest.model_json_schema()
     for name, (low, high) in ranges.items():
@@ -132,6 +137,19 @@ def listing_json_schema(ranges: Mapping[str, Sequence[float]]) -> dict[str, Any]
     return schema
 
 
+class JsonObject(dict):
+    """A JSON object as parsed (``json_object``), with ``given``: its keys as sent, repeats included."""
+
+    given: list[str]
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> JsonObject:
+    """``object_pairs_hook`` for json.loads: keeps a key sent twice, which a dict keeps only once."""
+    parsed = JsonObject(pairs)
+    parsed.given = [key for key, _ in pairs]
+    return parsed
+
+
 def json_int(text: str) -> int | float:
     """``parse_int`` for json.loads: a JSON integer too large for a float becomes infinity (then rejected)."""
     return float(text) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
@@ -140,21 +158,42 @@ def json_int(text: str) -> int | float:
 def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
     """A JSON value as a listing with canonical field names, or why it cannot be one: (field, reason).
 
-    Keys are matched like batch headers (case, spacing, aliases); a field given twice is refused.
+    Keys are matched like batch headers (case, spacing, aliases); a field given twice is refused,
+    also under one spelling (``{"area": 80, "area": 90}``, when parsed by ``json_object``).
     """
     if not isinstance(listing, Mapping):
         return None, "a listing must be a JSON object"
-    repeated = repeated_name(list(listing))
+    repeated = repeated_name(getattr(listing, "given", None) or list(listing))
     if repeated:
         name, spellings = repeated
         return name, f"given more than once ({', '.join(spellings)}); keep one"
     canonical = {ALIASES.get(header_key(key), key): value for key, value in listing.items()}
+    misspelled = misspelled_field(canonical)
+    if misspelled:
+        return misspelled
     try:
         ListingRequest.model_validate(canonical)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         return str(first["loc"][0]), _shape_reason(first["loc"][0])
     return canonical
+
+
+def misspelled_field(listing: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A model field the listing lacks while a key close to its name is there: (field, reason), else None.
+
+    ``neighbourhood`` for ``neighborhood`` would otherwise be an ignored extra key, and the listing
+    scored with its neighborhood unknown, where the batch refuses a file without the column.
+    Close: difflib's similarity of the normalised names at least MISSPELLING_SIMILARITY.
+    """
+    absent = [name for name in FEATURE_COLUMNS if name not in listing]  # an address is only passed on
+    for key in listing:
+        if key in FIELD_NAMES or key == TARGET:
+            continue
+        close = difflib.get_close_matches(header_key(key), absent, n=1, cutoff=MISSPELLING_SIMILARITY)
+        if close:
+            return close[0], f"not given, but {key!r} is: a misspelling of {close[0]!r}?"
+    return None
 
 
 def _shape_reason(name: object) -> str:

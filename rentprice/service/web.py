@@ -31,6 +31,11 @@ def submit() -> tuple[str, int]:
         abort(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "submit the form as application/x-www-form-urlencoded")
     model = served()
     values = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    repeated = [name for name in FORM_FIELDS if len(request.form.getlist(name)) > 1]
+    if repeated:  # as the API and the batch refuse a field given twice: which one is meant is a guess
+        field = "garden" if repeated[0] == GARDEN_M2 else repeated[0]
+        verdict = Verdict([], [{FIELD: field, REASON: "given more than once; keep one"}], {})
+        return page(model, values, verdict), HTTPStatus.UNPROCESSABLE_ENTITY
     listings = [form_listing(values)]
     verdict = judge(listings, model.bundle)
     record_scored(listings, verdict.predictions)

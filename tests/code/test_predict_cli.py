@@ -258,6 +258,7 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(stage, model_file, workdi
             "in.csv: not a readable CSV file (Error tokenizing data. C error: Expected 2",
         ),
         ("not parquet", "in.parquet", "in.parquet: not a readable PARQUET file"),
+        ("a,b\r1,2\r", "in.csv", "in.csv: not a readable CSV file (its lines end in a lone carriage return"),
         ("a,b\n", "in.txt", "in.txt: input must be a .csv or .parquet file"),
     ],
 )
@@ -317,6 +318,9 @@ def test_headers_differing_in_spacing_case_or_source_spelling_are_the_same_colum
         columns={"area": " Area ", "garden": "GARDEN", "construction_year": "constraction_year"}
     )
     scored, _ = run_ok(stage, model_file, write(spelled, workdir / "in.csv"), workdir / "spelled.csv")
+    pd.testing.assert_frame_equal(scored, expected)
+    joined = frame.rename(columns={"construction_year": "Construction Year", "bathrooms": "\u200bBathrooms"})
+    scored, _ = run_ok(stage, model_file, write(joined, workdir / "in.csv"), workdir / "joined.csv")
     pd.testing.assert_frame_equal(scored, expected)
 
 
@@ -390,6 +394,60 @@ def test_timestamps_in_a_year_field_are_their_year(stage, model_file, workdir):
     np.testing.assert_array_equal(typed["predicted_rent"], plain["predicted_rent"])
 
 
+def bytes_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as Parquet with its text columns stored as bytes (BYTE_ARRAY without UTF-8 annotation)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, pa.binary())
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                else f
+                for f in table.schema
+            ]
+        )
+    )
+
+
+def test_text_stored_as_bytes_gets_the_same_verdict_and_rent_as_text(stage, model_file, workdir):
+    frame = listings(*({"area": 40.0 + 5 * i, "balcony": "yes" if i % 2 else "no"} for i in range(4)))
+    as_text, _ = run_ok(stage, model_file, write(frame, workdir / "in.csv"), workdir / "text.parquet")
+    pa_parquet.write_table(bytes_table(frame), workdir / "in.parquet")
+    as_bytes, rejects = run_ok(
+        stage, model_file, workdir / "in.parquet", workdir / "b.parquet", "--rejects", "r.parquet"
+    )
+    assert rejects.empty
+    np.testing.assert_array_equal(as_bytes["predicted_rent"], as_text["predicted_rent"])
+
+
+def test_bytes_that_are_not_text_are_one_line_exit_2_naming_row_and_field(stage, model_file, workdir, capsys):
+    table = bytes_table(listings({}, {}, {}))
+    neighborhoods = pa.array([b"Centrum", b"Centrum", b"\xff\xfe"])
+    table = table.set_column(table.schema.get_field_index("neighborhood"), "neighborhood", neighborhoods)
+    pa_parquet.write_table(table, workdir / "in.parquet")
+    assert (
+        run(stage, model_file, workdir / "in.parquet", workdir / "o.parquet", "--rejects", "r.parquet") == 2
+    )
+    errors = error_lines(capsys)
+    assert len(errors) == 1
+    assert errors[0].endswith("in.parquet: row 2, field neighborhood: bytes that are not UTF-8 text")
+    assert leftovers(workdir) == []
+
+
+def test_a_bytes_column_into_csv_is_one_line_exit_2_before_writing(stage, model_file, workdir, capsys):
+    frame = listings({}, {})
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column("raw", pa.array([b"a", b"\xff"]))
+    pa_parquet.write_table(table, workdir / "in.parquet")
+    assert run(stage, model_file, workdir / "in.parquet", workdir / "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "column 'raw' holds binary, which CSV cannot hold" in errors[0]
+    assert leftovers(workdir) == []
+    assert (
+        run(stage, model_file, workdir / "in.parquet", workdir / "o.parquet", "--rejects", "r.parquet") == 0
+    )
+    assert read(workdir / "o.parquet")["raw"].tolist() == [b"a", b"\xff"], "Parquet holds the bytes"
+
+
 @pytest.mark.parametrize(
     ("output", "extra", "blocked"),
     [
@@ -440,6 +498,35 @@ def test_colliding_paths_are_one_line_exit_2_before_reading(stage, model_file, w
     assert len(errors) == 1 and "is the same file as" in errors[0]
     assert source.read_bytes() == before
     assert not (workdir / "out.csv").exists() and not (workdir / "out.csv.rejects.csv").exists()
+
+
+@pytest.mark.parametrize("role", ["--output", "--rejects"])
+def test_an_output_that_is_the_file_stdin_reads_is_refused(
+    stage, model_file, workdir, capsys, monkeypatch, role
+):
+    source = write(batch(), workdir / "in.csv")
+    before = source.read_bytes()
+    with open(source, encoding="utf-8") as redirected:  # as `--input - < in.csv` has it
+        monkeypatch.setattr(sys, "stdin", redirected)
+        paths = {"--output": str(source), "--rejects": str(workdir / "out.csv")}
+        if role == "--rejects":
+            paths = {"--output": str(workdir / "out.csv"), "--rejects": f"./{source.name}"}
+        argv = ["--model", str(model_file), "--input", "-", *itertools.chain(*paths.items())]
+        assert stage.main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"{role} is the file stdin reads (--input -)" in errors[0]
+    assert source.read_bytes() == before and leftovers(workdir) == []
+
+
+@pytest.mark.parametrize("flags", [("--output", "-"), ("--output", "out.csv", "--rejects", "-")])
+def test_an_output_named_dash_is_refused_not_written_to_a_file_named_dash(
+    stage, model_file, workdir, capsys, flags
+):
+    source = write(batch(), workdir / "in.csv")
+    assert stage.main(["--model", str(model_file), "--input", str(source), *flags]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "output cannot be stdout (- reads stdin for --input only)" in errors[0]
+    assert leftovers(workdir) == []
 
 
 def test_default_rejects_of_a_csv_and_a_parquet_output_differ(stage, model_file, workdir):

@@ -61,12 +61,29 @@ def test_canonical_names_ignore_spacing_and_case_and_accept_the_source_spelling(
 
 
 @pytest.mark.parametrize(
+    "spelled",
+    [
+        "Construction Year", "construction-year", "constructionYear", "construction\u00a0year",
+        "construction__year", "\ufeffconstruction_year", "construction_year\u200b", " CONSTRUCTION YEAR ",
+    ],
+)  # fmt: skip
+def test_names_differing_only_in_how_words_are_joined_or_invisible_characters_are_one_column(spelled):
+    assert canonical_names([spelled, "\ufeffArea"], "x") == ["construction_year", "area"]
+    with pytest.raises(DataError, match=r"column 'construction_year' appears more than once"):
+        canonical_names([spelled, "construction_year"], "in.csv")
+
+
+@pytest.mark.parametrize(
     ("columns", "message"),
     [
         (["area", "area"], r"^in.csv: column 'area' appears more than once \('area', 'area'\); keep one$"),
         (["Area", " area"], r"column 'area' appears more than once \('Area', ' area'\)"),
         (["construction_year", "constraction_year"], r"column 'construction_year' appears more than once"),
         (["note", "note"], r"column 'note' appears more than once"),
+        (
+            ["area", "", ""],
+            r"^in.csv: 2 columns have no name \(empty header cells, e.g. a spreadsheet's trailing",
+        ),
     ],
 )
 def test_a_column_given_twice_is_refused(columns, message):
@@ -76,6 +93,11 @@ def test_a_column_given_twice_is_refused(columns, message):
 
 def test_text_key_trims_collapses_non_breaking_spaces_and_folds_case():
     assert text_key("  Oud\u00a0 West ") == text_key("oud west") == "oud west"
+
+
+def test_text_key_drops_invisible_characters():
+    assert text_key("\ufeffOud West\u200b") == text_key("Oud\u2060 West") == "oud west"
+    assert text_key("\ufeffYES") == "yes"
 
 
 def test_the_contract_derives_the_column_lists():

@@ -236,6 +236,24 @@ def test_values_outside_the_trained_range_are_rejected_without_warnings(bundle, 
     assert result.rejects[REASON].iloc[0].startswith(reason)
 
 
+@pytest.mark.parametrize("year", [2031, 9999, 1e39, 1e308])
+def test_a_year_above_the_plausible_range_is_rejected_not_scored_as_unknown(bundle, year):
+    result = validate_listings(listings({"construction_year": year}), bundle)
+    assert result.scorable.empty
+    assert result.rejects[FIELD].tolist() == ["construction_year"]
+    assert f"{year:g} is outside the range the model was trained on" in result.rejects[REASON].iloc[0]
+
+
+def test_a_year_with_a_fraction_is_rejected_also_below_the_plausible_range(bundle):
+    result = validate_listings(
+        listings({"construction_year": 17.9999}, {"construction_year": 1005.5}), bundle
+    )
+    assert result.rejects[REASON].tolist() == [
+        "must be a whole number, got 17.9999",
+        "must be a whole number, got 1005.5",
+    ]
+
+
 def test_a_placeholder_year_is_unknown_not_out_of_range(bundle):
     result = validate_listings(listings({"construction_year": 1005}, {"construction_year": None}), bundle)
     assert result.rejects.empty

@@ -144,6 +144,24 @@ def test_unknown_fields_are_ignored(client):
     assert extra == plain
 
 
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("neighbourhood", "neighborhood"), ("constuction_year", "construction_year"), ("enrgy", "energy")],
+)
+def test_a_misspelled_optional_field_is_refused_not_scored_as_unknown(client, key, field):
+    listing = {(key if name == field else name): value for name, value in LISTING.items()}
+    response = client.post(PREDICT, json=listing)
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {"index": 0, "field": field, "reason": f"not given, but {key!r} is: a misspelling of {field!r}?"}
+    ]
+
+
+def test_a_misspelled_address_is_ignored_as_the_model_does_not_read_it(client):
+    listing = {("adress" if name == "address" else name): value for name, value in LISTING.items()}
+    assert client.post(PREDICT, json=listing).json == client.post(PREDICT, json=LISTING).json
+
+
 def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
     response = client.post(
         PREDICT,
@@ -525,6 +543,8 @@ def post_rents(client, *listings) -> list:
         ({"area": 12345678901234567890}, "area"),
         ({"area": "83000"}, "area"),
         ({"rooms": 1e39}, "rooms"),
+        ({"construction_year": 1e308}, "construction_year"),
+        ({"construction_year": "9999"}, "construction_year"),
         ({"bathrooms": 60}, "bathrooms"),
         ({"garden": "Present (83000 m²)"}, "garden"),
     ],
@@ -547,6 +567,17 @@ def test_keys_are_matched_ignoring_spacing_case_and_the_source_spelling(client):
         ("constraction_year" if name == "construction_year" else name): v for name, v in LISTING.items()
     }
     assert post_rents(client, spelled, source) == plain * 2
+
+
+@pytest.mark.parametrize(
+    "key", ["Construction Year", "construction-year", "constructionYear", "\ufeffconstruction_year"]
+)
+def test_a_key_spelled_with_other_word_joins_is_read_not_ignored(client, key):
+    plain = post_rents(client, LISTING)
+    spelled = {(key if name == "construction_year" else name): value for name, value in LISTING.items()}
+    response = client.post(PREDICT, json=spelled)
+    assert "construction_year" not in response.json["treated_as_unknown"]
+    assert post_rents(client, spelled) == plain
 
 
 def test_construction_year_is_read_not_ignored(client, service_dir):
@@ -572,16 +603,47 @@ def test_both_spellings_of_one_field_are_refused(client):
     ]
 
 
+def test_a_key_sent_twice_in_one_object_is_refused_not_overwritten(client):
+    body = json.dumps({**LISTING, "area": 80})[:-1] + ', "area": 90}'
+    response = client.post(PREDICT, data=f"[{json.dumps(LISTING)}, {body}]", content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["predictions"] == client.post(PREDICT, json=LISTING).json["predictions"]
+    assert response.json["errors"] == [
+        {"index": 1, "field": "area", "reason": "given more than once ('area', 'area'); keep one"}
+    ]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["area", "construction_year"])
+def test_nan_and_infinity_get_the_verdict_the_batch_gives_their_text(
+    client, tmp_path, service_dir, constant, field
+):
+    rest = {name: value for name, value in LISTING.items() if name != field}
+    body = json.dumps(rest)[:-1] + f', "{field}": {constant}}}'  # not JSON, yet Python's json reads it
+    listing = {**LISTING, field: constant}
+    pd.DataFrame([listing]).to_csv(tmp_path / "in.csv", index=False)
+    score_file(
+        service_dir / "model.joblib", str(tmp_path / "in.csv"), tmp_path / "out.csv", tmp_path / "rej.csv",
+        max_reject_rate=1, lock=tmp_path / "none.lock",
+    )  # fmt: skip
+    [batch] = pd.read_csv(tmp_path / "rej.csv")[["field", "reason"]].to_dict("records")
+    response = client.post(PREDICT, data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["errors"] == [{"index": 0, **batch}]
+    assert batch == {"field": field, "reason": f"{constant!r} is not a number"}
+
+
 def test_values_differing_only_in_spacing_or_case_get_the_same_rent(client):
     spelled = {
         **LISTING,
         "balcony": " YES ",
         "storage": False,
         "energy": " a",
-        "neighborhood": LISTING["neighborhood"].upper().replace(" ", "\u00a0"),
+        "neighborhood": LISTING["neighborhood"].upper().replace(" ", "\u00a0") + "\u200b",
+        "furnished": "\ufeffno",
         "garden": LISTING["garden"].upper(),
     }
-    plain = {**LISTING, "balcony": "yes", "storage": "no"}
+    plain = {**LISTING, "balcony": "yes", "storage": "no", "furnished": "no"}
     assert post_rents(client, spelled) == post_rents(client, plain)
 
 

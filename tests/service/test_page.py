@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from werkzeug.datastructures import MultiDict
+
 from rentprice.features import ENERGY_LABELS
 from rentprice.io import file_md5
 from rentprice.model import load_model
@@ -105,6 +107,14 @@ def test_server_side_messages_name_the_field(client):
     assert "<li>area: must be positive, got -5</li>" in text
     assert '<span class="error" id="area-error">must be positive, got -5</span>' in text
     assert 'aria-describedby="area-error"' in text
+
+
+def test_a_field_given_twice_is_refused_as_the_api_refuses_it(client):
+    form = MultiDict([*FORM.items(), ("area", "9000")])
+    response = client.post("/", data=form)
+    assert response.status_code == 422
+    text = page_text(response)
+    assert 'id="predicted-rent"' not in text and "<li>area: given more than once; keep one</li>" in text
 
 
 def test_user_input_is_escaped(client):
