@@ -1,11 +1,17 @@
-"""The train stage on tiny data: CV params the data cannot meet are one line, exit 2, no model."""
+"""The train and evaluate stages on tiny data: CV params the data cannot meet are one line, and
+evaluate's test metrics count only the listings the served scoring path gives a rent."""
 
+import json
+
+import joblib
 import pytest
 import yaml
 
+from rentprice.evaluation import regression_metrics
 from rentprice.io import read_yaml
 from rentprice.model import load_model
-from tests.code.scoring_fixtures import training_rows
+from rentprice.scoring import PREDICTION, score, validate_listings
+from tests.code.scoring_fixtures import save_tiny_model, training_rows
 from tests.support import REPO_ROOT, load_module
 
 
@@ -59,3 +65,24 @@ def test_train_takes_the_largest_cv_seed(workdir):
     set_param(workdir, "cv", "repeats", 2)
     assert stage("train").main(["--train", "train.parquet", "--model", "model.joblib"]) == 0
     assert load_model(workdir / "model.joblib")["cv"]["seed"] == 2**32 - 1
+
+
+def test_evaluate_scores_the_test_split_as_batch_and_service_do(workdir):
+    """A test listing outside the trained ranges gets no rent from the served path, so no metric counts it."""
+    model = save_tiny_model(workdir / "m.joblib")
+    bundle = load_model(model)
+    bundle["cv"] = {"folds": 2, "repeats": 1, "seed": 0, "mae": 1.0, "mae_std": 0.0}
+    joblib.dump(bundle, model)  # the metadata the train stage adds
+    test = training_rows().iloc[:8].assign(address=lambda rows: [f"t{i}" for i in range(len(rows))])
+    test.loc[test.index[3], ["area", "rent"]] = [190.0, 9000.0]  # trained on 20 to 185 m²
+    test.to_parquet(workdir / "test.parquet")
+    args = ["--model", "m.joblib", "--train", "train.parquet", "--test", "test.parquet", "--live-dir", "eval"]
+    assert stage("evaluate").main(args) == 0
+    metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+    served = validate_listings(test, bundle).scorable
+    assert len(served) == len(test) - 1
+    expected = regression_metrics(test["rent"].iloc[served.index], score(bundle, served)[PREDICTION])
+    assert {name: metrics[name] for name in expected} == expected
+    assert metrics["test_scored"] == len(served) and metrics["test_rejected"] == 1
+    predictions = json.loads((workdir / "eval" / "plots" / "custom" / "predictions.json").read_text())
+    assert len(predictions) == len(served)
