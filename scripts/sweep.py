@@ -28,7 +28,16 @@ from rentprice.errors import RentpriceError
 from rentprice.logs import Interrupted, run_stage, step
 
 METRICS_FILE = "metrics/eval/metrics.json"
-METRIC_COLUMNS = ("cv_mae", "cv_mae_std", "mae", "r2", "mape", "baseline_mae")
+METRIC_COLUMNS = (
+    "cv_mae",
+    "cv_mae_std",
+    "baseline_cv_mae",
+    "baseline_cv_mae_std",
+    "mae",
+    "r2",
+    "mape",
+    "baseline_mae",
+)
 #: The grouped-CV MAE on the train split: one 20% test split cannot tell apart gains of ~20 €.
 RANK_BY = "cv_mae"
 DEFAULT_PARAMS_FILE = "params.yaml"
