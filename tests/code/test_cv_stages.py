@@ -4,12 +4,14 @@ evaluate's test metrics count only the listings the served scoring path gives a 
 import json
 
 import joblib
+import pandas as pd
 import pytest
 import yaml
 
 from rentprice.evaluation import regression_metrics
 from rentprice.io import read_yaml
-from rentprice.model import load_model
+from rentprice.model import build_baseline, fit_model, load_model
+from rentprice.params import load_params
 from rentprice.scoring import PREDICTION, score, validate_listings
 from tests.code.scoring_fixtures import save_tiny_model, training_rows
 from tests.support import REPO_ROOT, load_module
@@ -84,5 +86,11 @@ def test_evaluate_scores_the_test_split_as_batch_and_service_do(workdir):
     expected = regression_metrics(test["rent"].iloc[served.index], score(bundle, served)[PREDICTION])
     assert {name: metrics[name] for name in expected} == expected
     assert metrics["test_scored"] == len(served) and metrics["test_rejected"] == 1
+    # the original approach is measured on the same listings
+    params = load_params(workdir / "params.yaml")
+    train = pd.read_parquet(workdir / "train.parquet")
+    baseline = fit_model(build_baseline(params.baseline.model_dump()), train, train["rent"], "baseline")
+    listed = test.iloc[served.index]
+    assert metrics["baseline_mae"] == regression_metrics(listed["rent"], baseline.predict(listed))["mae"]
     predictions = json.loads((workdir / "eval" / "plots" / "custom" / "predictions.json").read_text())
     assert len(predictions) == len(served)
