@@ -156,3 +156,14 @@ def test_a_sweep_refuses_to_run_someone_elses_queue(monkeypatch):
     commands = fake_dvc(monkeypatch, [BASELINE, record("theirs", "Queued")])
     assert sweep.main(["-S", "train.n_estimators=10"]) == 2
     assert commands == []
+
+
+@pytest.mark.parametrize("axis", ["cv.folds=3,5", "params.yaml:cv.repeats=1,3", "cv.seed=1,2"])
+def test_a_sweep_over_the_cv_protocol_is_refused_before_queueing(monkeypatch, capsys, axis):
+    """cv_mae ranks the sweep: experiments measured on other folds or repeats cannot be ranked by it."""
+    commands = fake_dvc(monkeypatch, [BASELINE])
+    assert sweep.main(["-S", "train.n_estimators=10,20", "-S", axis]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    key = axis.split("=")[0].removeprefix("params.yaml:")
+    assert len(errors) == 1 and f"{key} changes the grouped CV that ranks the sweep" in errors[0], errors
+    assert commands == []
