@@ -167,7 +167,10 @@ class Cv(Group):
     """Group ``cv``: the grouped cross-validation on the train split (GroupKFold by address)."""
 
     folds: Annotated[int, Field(ge=2)] = Field(description="folds of each repeat")
-    repeats: PositiveInt = Field(description="repeats, each with another shuffle of the addresses")
+    # cv_mae_std is the spread of the MAE over repeats: one repeat has none to measure.
+    repeats: Annotated[int, Field(ge=2)] = Field(
+        description="repeats, each with another shuffle of the addresses (2 or more: the std is over them)"
+    )
     seed: Seed = Field(description="seed of the address shuffles")
 
 

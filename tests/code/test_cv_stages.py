@@ -23,12 +23,12 @@ def stage(name: str):
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    """A folder with the committed params (fast trees, 2 folds) and a train split of 31 rows, 12 addresses."""
+    """A folder with the committed params (fast trees, 2 folds x 2) and a 31-row train split, 12 addresses."""
     monkeypatch.chdir(tmp_path)
     params = read_yaml(REPO_ROOT / "params.yaml")
     params["train"] |= {"model": "random_forest", "n_estimators": 10}
     params["baseline"] |= {"n_estimators": 10}
-    params["cv"] |= {"folds": 2, "repeats": 1}
+    params["cv"] |= {"folds": 2, "repeats": 2}
     write_params(tmp_path, params)
     frame = training_rows().assign(address=lambda rows: [f"a{i % 12}" for i in range(len(rows))])
     frame.to_parquet(tmp_path / "train.parquet")
@@ -64,7 +64,6 @@ def test_train_refuses_cv_params_the_data_cannot_meet_in_one_line(workdir, capsy
 
 def test_train_takes_the_largest_cv_seed(workdir):
     set_param(workdir, "cv", "seed", 2**32 - 1)
-    set_param(workdir, "cv", "repeats", 2)
     assert stage("train").main(["--train", "train.parquet", "--model", "model.joblib"]) == 0
     assert load_model(workdir / "model.joblib")["cv"]["seed"] == 2**32 - 1
 
@@ -73,7 +72,7 @@ def test_evaluate_scores_the_test_split_as_batch_and_service_do(workdir):
     """A test listing outside the trained ranges gets no rent from the served path, so no metric counts it."""
     model = save_tiny_model(workdir / "m.joblib")
     bundle = load_model(model)
-    bundle["cv"] = {"folds": 2, "repeats": 1, "seed": 0, "mae": 1.0, "mae_std": 0.0}
+    bundle["cv"] = {"folds": 2, "repeats": 2, "seed": 0, "mae": 1.0, "mae_std": 0.0}
     joblib.dump(bundle, model)  # the metadata the train stage adds
     test = training_rows().iloc[:8].assign(address=lambda rows: [f"t{i}" for i in range(len(rows))])
     test.loc[test.index[3], ["area", "rent"]] = [190.0, 9000.0]  # trained on 20 to 185 m²

@@ -89,6 +89,9 @@ BAD = [
     ("train.catboost.targets", [], "expected a list of 1 to 2 items, each rent or rent_per_m2, given []"),
     ("train.range_level", 1, "expected a number > 0 and < 1, given 1"),
     ("cv.folds", 1, "expected an integer >= 2, given 1"),
+    # cv_mae_std is the spread over repeats: one repeat has none (it printed 0.0, "± 0")
+    ("cv.repeats", 1, "expected an integer >= 2, given 1"),
+    ("cv.repeats", "3", "expected an integer >= 2, given '3' (a string)"),
     ("trian", {}, f"unknown key (expected one of: {', '.join(Params.model_fields)})"),
     ("train", DROP, "missing (expected a mapping with the keys model, seed, n_estimators"),
     ("prepare.test_size", 1, "expected a number > 0 and < 1, given 1 (an integer)"),
