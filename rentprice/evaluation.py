@@ -17,6 +17,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 
+from rentprice.errors import ParamsError
 from rentprice.logs import step
 from rentprice.model import build_baseline, build_model, calibrate_range, fit_model, range_factor
 from rentprice.schema import GROUP, TARGET
@@ -44,16 +45,23 @@ def range_metrics(actual: pd.Series, low: np.ndarray, high: np.ndarray) -> dict[
     }
 
 
-def grouped_folds(groups: pd.Series, cv: Mapping[str, int]) -> Folds:
+def grouped_folds(groups: pd.Series, cv: Mapping[str, int], source: str = "params.yaml") -> Folds:
     """Repeated GroupKFold: per repeat, ``cv["folds"]`` (train, validation) pairs of row positions.
 
     Rows of one group (address) are always on one side; each repeat shuffles the groups with seed
-    ``cv["seed"] + repeat``, so the folds are reproducible and differ between repeats.
+    ``cv["seed"] + repeat`` (modulo 2**32, numpy's seed range), so the folds are reproducible and
+    differ between repeats. More folds than groups is a ParamsError naming ``source`` (the params file).
     """
+    count = pd.Series(groups).nunique(dropna=False)
+    if cv["folds"] > count:
+        raise ParamsError(
+            f"{source}: cv.folds: {cv['folds']} folds need at least {cv['folds']} addresses; "
+            f"the train split has {count}"
+        )
     positions = np.zeros(len(groups))
     return [
         list(
-            GroupKFold(cv["folds"], shuffle=True, random_state=cv["seed"] + repeat).split(
+            GroupKFold(cv["folds"], shuffle=True, random_state=(cv["seed"] + repeat) % 2**32).split(
                 positions, groups=np.asarray(groups)
             )
         )
@@ -95,35 +103,52 @@ def cv_mae(target: pd.Series, predicted: np.ndarray) -> dict[str, float]:
 
 
 def fit_with_cv(
-    params: Mapping[str, Any], frame: pd.DataFrame, source: str = "params.yaml: train"
+    params: Mapping[str, Any], frame: pd.DataFrame, params_file: str = "params.yaml"
 ) -> tuple[Pipeline, dict[str, Any]]:
     """The train stage's work: cross-validate, calibrate the price range, fit on all of ``frame``.
 
-    ``params``: the whole params file (``train``, ``cv``, ``prepare.plausible``); ``source`` names
-    it in a ParamsError. Returns the fitted
-    pipeline and the model file's ``cv`` (the params plus the MAE mean and std over repeats) and
-    ``range`` (``calibrate_range`` of the out-of-fold predictions of every repeat).
+    ``params``: the whole params file (``train``, ``cv``, ``prepare.plausible``); ``params_file``
+    names it in a ParamsError (a hyperparameter the library rejects, more folds than addresses, a
+    range level the out-of-fold rents cannot calibrate). Returns the fitted pipeline and the model
+    file's ``cv`` (the params plus the MAE mean and std over repeats) and ``range``
+    (``calibrate_range`` of the out-of-fold predictions of every repeat).
     """
     target = frame[TARGET]
+    source = f"{params_file}: train"
 
     def build() -> Pipeline:
         return build_model(params["train"], params["prepare"]["plausible"])
 
     with step("grouped cross-validation") as facts:
-        folds = grouped_folds(frame[GROUP], params["cv"])
+        folds = grouped_folds(frame[GROUP], params["cv"], params_file)
         predicted = out_of_fold_predictions(build, frame, target, folds, source)
         cv = {**dict(params["cv"]), **cv_mae(target, predicted)}
         facts.update(model=params["train"]["model"], **cv)
     with step("calibrate price range") as facts:
         calibration = calibrate_range(target, predicted, params["train"]["range_level"])
-        facts.update(
-            level=calibration["level"],
-            factor=round(range_factor(calibration["scores"], calibration["level"]), 4),
-        )
+        factor = range_factor(calibration["scores"], calibration["level"])
+        if not np.isfinite(factor):
+            raise ParamsError(unattainable_level(calibration["level"], predicted.shape, params_file))
+        facts.update(level=calibration["level"], factor=round(factor, 4))
     with step("fit model") as facts:
         model = fit_model(build(), frame, target, source)
         facts.update(rows=len(frame), model=params["train"]["model"])
     return model, {"cv": cv, "range": calibration}
+
+
+def unattainable_level(level: float, shape: tuple[int, int], params_file: str) -> str:
+    """Why ``level`` gets no finite range from (repeats, rows) out-of-fold rents, and what to change.
+
+    Split-conformal prediction needs ⌈(n + 1)·level⌉ <= n scores (``range_factor``), that is
+    n >= level / (1 - level): 4 at 80%, 19 at 95%, 999 at 99.9%.
+    """
+    repeats, rows = shape
+    needed = int(np.ceil(round(level / (1 - level), 9)))
+    return (
+        f"{params_file}: train.range_level: {level} needs at least {needed} out-of-fold rents for a "
+        f"finite range; the grouped CV gives {repeats * rows} ({rows} rows x {repeats} repeats): "
+        "lower it or raise cv.repeats"
+    )
 
 
 def gain(mae: float, baseline_mae: float) -> float:
@@ -137,15 +162,17 @@ def baseline_comparison(
     test: pd.DataFrame,
     cv: Mapping[str, int],
     model: Mapping[str, float],
+    params_file: str = "params.yaml",
 ) -> dict[str, float]:
     """The original approach's test and grouped-CV MAE, and the model's gain over each.
 
-    ``model`` holds the model's ``mae`` (test) and ``cv_mae``; the baseline is refit on the same
-    train split and cross-validated on the same folds (``cv`` as for the model).
+    ``model`` holds the model's ``mae`` (on ``test``) and ``cv_mae``; the baseline is refit on the
+    same train split and cross-validated on the same folds (``cv`` as for the model; more folds than
+    addresses is a ParamsError naming ``params_file``).
     """
     fitted = fit_model(build_baseline(baseline), train, train[TARGET], "baseline")
     baseline_mae = regression_metrics(test[TARGET], fitted.predict(test))["mae"]
-    folds = grouped_folds(train[GROUP], cv)
+    folds = grouped_folds(train[GROUP], cv, params_file)
     oof = out_of_fold_predictions(lambda: build_baseline(baseline), train, train[TARGET], folds)
     baseline_cv = cv_mae(train[TARGET], oof)
     return {

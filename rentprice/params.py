@@ -23,7 +23,16 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML, YAMLError
 
 from rentprice.errors import ParamsError
@@ -158,7 +167,10 @@ class Cv(Group):
     """Group ``cv``: the grouped cross-validation on the train split (GroupKFold by address)."""
 
     folds: Annotated[int, Field(ge=2)] = Field(description="folds of each repeat")
-    repeats: PositiveInt = Field(description="repeats, each with another shuffle of the addresses")
+    # cv_mae_std is the spread of the MAE over repeats: one repeat has none to measure.
+    repeats: Annotated[int, Field(ge=2)] = Field(
+        description="repeats, each with another shuffle of the addresses (2 or more: the std is over them)"
+    )
     seed: Seed = Field(description="seed of the address shuffles")
 
 
@@ -170,19 +182,38 @@ class Baseline(Group):
     n_jobs: NJobs = Field(description="processes that fit the trees; -1 for all cores")
 
 
+#: The files batch scoring reads (``rentprice.batch.file_format``: by extension, any case).
+INPUT_SUFFIXES = (".csv", ".parquet")
+
+
 class Predict(Group):
     """Group ``predict``: the file `dvc repro predict` scores."""
 
-    # stages/predict.py reads it from this file (dvc.yaml pastes `${...}` into commands unquoted), so
-    # any path works: spaces, quotes, `$`.
-    input: str = Field(
-        pattern=r"\.(csv|parquet)$",
-        description="listings file to score (.csv or .parquet; any path)",
-    )
-    max_reject_rate: Share = Field(description="fail, writing nothing, above this share of rejected rows")
+    # Before input: input's check reads it.
     scheduler: Annotated[str, Field(pattern=r"^(local(:[1-9][0-9]*)?|tcp://\S+)$")] | None = Field(
         description="Dask scheduler (tcp://host:8786) or local[:N] workers; null scores here, streaming"
     )
+    # stages/predict.py reads it from this file (dvc.yaml pastes `${...}` into commands unquoted), so
+    # any path works: spaces, quotes, `$`, `#`, a leading `-`.
+    input: str = Field(
+        min_length=1,
+        description="listings file to score (.csv or .parquet, any case; any path but a leading ~), "
+        "or with predict.scheduler set a directory",
+    )
+    max_reject_rate: Share = Field(description="fail, writing nothing, above this share of rejected rows")
+
+    @field_validator("input")
+    @classmethod
+    def _scorable_path(cls, path: str, info: ValidationInfo) -> str:
+        if path.startswith("~"):
+            # the stage's dvc.yaml dependency ${predict.input} is a path DVC never expands
+            raise ValueError(
+                f"'~' is not expanded (DVC and the stage read {path!r} as written); give the full path"
+            )
+        if info.data.get("scheduler") is None and Path(path).suffix.lower() not in INPUT_SUFFIXES:
+            wanted = "a .csv or .parquet file (any case; a directory needs predict.scheduler)"
+            raise ValueError(f"expected {wanted}, given {path!r}")
+        return path
 
 
 class Drift(Group):

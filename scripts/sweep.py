@@ -28,7 +28,16 @@ from rentprice.errors import RentpriceError
 from rentprice.logs import Interrupted, run_stage, step
 
 METRICS_FILE = "metrics/eval/metrics.json"
-METRIC_COLUMNS = ("cv_mae", "cv_mae_std", "mae", "r2", "mape", "baseline_mae")
+METRIC_COLUMNS = (
+    "cv_mae",
+    "cv_mae_std",
+    "baseline_cv_mae",
+    "baseline_cv_mae_std",
+    "mae",
+    "r2",
+    "mape",
+    "baseline_mae",
+)
 #: The grouped-CV MAE on the train split: one 20% test split cannot tell apart gains of ~20 €.
 RANK_BY = "cv_mae"
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -74,6 +83,22 @@ def uncommitted_changes() -> list[str]:
 def grid_keys(grid: Iterable[str]) -> list[str]:
     """The param of each grid axis: ``'train.n_estimators=100,300'`` -> ``'train.n_estimators'``."""
     return [axis.split("=", 1)[0].strip() for axis in grid]
+
+
+def refuse_cv_axes(keys: Iterable[str]) -> None:
+    """Refuse a grid axis on the ``cv`` group: the sweep ranks by cv_mae, which another protocol changes.
+
+    Experiments cross-validated on other folds, repeats or shuffles give figures of other
+    yardsticks; compare protocols with separate sweeps (or `dvc exp run -S cv.folds=…`).
+    """
+    for key in keys:
+        path, _, name = key.rpartition(":")
+        if (not path or path == DEFAULT_PARAMS_FILE) and name.lstrip("+").split(".")[0] == "cv":
+            raise RentpriceError(
+                f"{name} changes the grouped CV that ranks the sweep by {RANK_BY}: experiments measured "
+                "with other folds, repeats or seeds cannot be ranked against each other; set cv in "
+                "params.yaml and sweep the model params"
+            )
 
 
 def column(record: dict[str, Any], key: str, default_file: str) -> Any:
@@ -208,6 +233,7 @@ def stopping_queue_on_interrupt(names: Sequence[str]) -> Iterator[None]:
 
 def sweep(args: argparse.Namespace) -> None:
     """Queue the grid, run it, check every experiment and print the ranking."""
+    refuse_cv_axes(grid_keys(args.grid))
     existing = refuse_to_start()
     with step("queue grid") as facts:
         grid_args = [item for axis in args.grid for item in ("-S", axis)]

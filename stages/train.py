@@ -37,7 +37,7 @@ def train(args: argparse.Namespace) -> None:
     """
     params = load_params(args.params)
     frame = read_parquet(args.train)
-    model, fitted = fit_with_cv(params.model_dump(), frame, f"{args.params}: train")
+    model, fitted = fit_with_cv(params.model_dump(), frame, str(args.params))
     with step("save model") as facts:
         metadata = {"training_data_md5": file_md5(args.train), "params": params.train.model_dump(), **fitted}
         metadata[RANGES] = trained_ranges(model, frame)  # listings outside them are rejected at scoring

@@ -2,7 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rentprice.evaluation import cv_mae, gain, grouped_folds, out_of_fold_predictions, range_metrics
+from rentprice.errors import ParamsError
+from rentprice.evaluation import (
+    cv_mae,
+    fit_with_cv,
+    gain,
+    grouped_folds,
+    out_of_fold_predictions,
+    range_metrics,
+)
 from rentprice.model import build_model, calibrate_range, conformity_scores, range_factor
 from tests.code.scoring_fixtures import TRAIN, training_rows
 
@@ -60,3 +68,42 @@ def test_calibration_pools_the_repeats_and_range_metrics_count_coverage_and_widt
     assert calibration["level"] == 0.5 and len(calibration["scores"]) == 4
     metrics = range_metrics(pd.Series([100.0, 300.0]), np.array([90.0, 100.0]), np.array([110.0, 200.0]))
     assert metrics == {"range_coverage": 0.5, "range_median_width": 60.0}
+
+
+ADDRESSES = pd.Series([f"address {i % 4}" for i in range(12)])
+
+
+@pytest.mark.parametrize("folds", [5, 20], ids=["more than addresses", "more than rows"])
+def test_more_folds_than_addresses_is_one_params_line(folds):
+    cv = {"folds": folds, "repeats": 1, "seed": 0}
+    message = rf"^p\.yaml: cv\.folds: {folds} folds need at least {folds} addresses; the train split has 4$"
+    with pytest.raises(ParamsError, match=message):
+        grouped_folds(ADDRESSES, cv, "p.yaml")
+
+
+def test_the_largest_cv_seed_shuffles_every_repeat_and_smaller_seeds_keep_their_folds():
+    last = grouped_folds(ADDRESSES, {"folds": 2, "repeats": 3, "seed": 2**32 - 1})
+    assert len(last) == 3
+    # the seed of repeat r is seed + r, as before (the committed folds do not move)
+    kept = grouped_folds(ADDRESSES, {"folds": 2, "repeats": 2, "seed": 41})[1]
+    again = grouped_folds(ADDRESSES, {"folds": 2, "repeats": 1, "seed": 42})[0]
+    assert [v.tolist() for _, v in kept] == [v.tolist() for _, v in again]
+
+
+def test_a_range_level_too_high_for_the_out_of_fold_rents_is_one_params_line():
+    frame = training_rows().assign(address=lambda rows: [f"a{i % 12}" for i in range(len(rows))])
+    # 31 rows x 1 repeat = 31 scores; a finite range at level 0.99 needs ceil(0.99 / 0.01) = 99
+    params = {
+        "train": {**TRAIN, "range_level": 0.99},
+        "cv": {"folds": 3, "repeats": 1, "seed": 0},
+        "prepare": {"plausible": {}},
+    }
+    message = (
+        r"^p\.yaml: train\.range_level: 0\.99 needs at least 99 out-of-fold rents for a finite range; "
+        r"the grouped CV gives 31 \(31 rows x 1 repeats\): lower it or raise cv\.repeats$"
+    )
+    with pytest.raises(ParamsError, match=message):
+        fit_with_cv(params, frame, "p.yaml")
+    params["train"]["range_level"] = 0.95  # needs 19
+    _, fitted = fit_with_cv(params, frame, "p.yaml")
+    assert np.isfinite(range_factor(fitted["range"]["scores"], 0.95))

@@ -89,6 +89,9 @@ BAD = [
     ("train.catboost.targets", [], "expected a list of 1 to 2 items, each rent or rent_per_m2, given []"),
     ("train.range_level", 1, "expected a number > 0 and < 1, given 1"),
     ("cv.folds", 1, "expected an integer >= 2, given 1"),
+    # cv_mae_std is the spread over repeats: one repeat has none (it printed 0.0, "± 0")
+    ("cv.repeats", 1, "expected an integer >= 2, given 1"),
+    ("cv.repeats", "3", "expected an integer >= 2, given '3' (a string)"),
     ("trian", {}, f"unknown key (expected one of: {', '.join(Params.model_fields)})"),
     ("train", DROP, "missing (expected a mapping with the keys model, seed, n_estimators"),
     ("prepare.test_size", 1, "expected a number > 0 and < 1, given 1 (an integer)"),
@@ -105,7 +108,8 @@ BAD = [
     ("collect.table", "rent apartments", "expected a string matching"),
     ("collect.db_url", "", "expected a non-empty string"),
     ("baseline.n_estimators", "100", "given '100' (a string)"),
-    ("predict.input", "listings.xlsx", "expected a string matching"),
+    ("predict.input", "listings.xlsx", "expected a .csv or .parquet file (any case"),
+    ("predict.input", "", "expected a non-empty string"),
     ("predict.max_reject_rate", "0.5", "given '0.5' (a string)"),
 ]
 
@@ -239,3 +243,33 @@ def test_the_checker_command_exits_2_with_the_line(tmp_path):
     assert result.stderr.strip().splitlines() == [f"{line} (a string)"]
     ok = subprocess.run([*command[:-1], str(REPO_ROOT / "params.yaml")], env=tool_env(), cwd=REPO_ROOT)
     assert ok.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "path", ["data/LISTINGS.CSV", "data/may.Parquet", "-lead #1 é $x;.csv", "/abs/a*b.csv"]
+)
+def test_any_path_batch_scoring_reads_is_a_valid_predict_input(path):
+    """Batch scoring reads .CSV or .Parquet in any case, so params take what it takes."""
+    assert validate_params(changed("predict.input", path), "params.yaml").predict.input == path
+
+
+def test_a_folder_is_a_predict_input_only_with_a_scheduler():
+    """docs/distributed.md: with predict.scheduler set, predict.input may name a directory."""
+    folder = changed("predict.input", "data/new batches")
+    message = error_line(folder)
+    assert message == (
+        "params.yaml: predict.input: expected a .csv or .parquet file (any case; a directory needs "
+        "predict.scheduler), given 'data/new batches'"
+    )
+    folder["predict"]["scheduler"] = "local:2"
+    assert validate_params(folder, "params.yaml").predict.input == "data/new batches"
+
+
+@pytest.mark.parametrize("path", ["~/listings.csv", "~someone/listings.csv"])
+def test_a_home_folder_tilde_in_predict_input_is_one_line(path):
+    """DVC (the stage's dependency) and the stage read '~' as a folder of that name: say so."""
+    message = error_line(changed("predict.input", path))
+    assert message == (
+        f"params.yaml: predict.input: '~' is not expanded (DVC and the stage read {path!r} as written); "
+        "give the full path"
+    )

@@ -134,3 +134,19 @@ def test_collect_names_the_row_in_the_whole_table_and_writes_no_partial_snapshot
     with pytest.raises(DataError, match=r"^table t: row 1, field area: 'big' is not a number$"):
         stage("collect").write_snapshot(iter(chunks), tmp_path / "raw.parquet", "table t")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "url_path"),
+    [
+        ("my source #1 é $HOME; x.sqlite", "my source #1 é $HOME; x.sqlite"),
+        ("-a%20b?.sqlite", "-a%2520b%3F.sqlite"),  # docs/data-source.md: % as %25, ? as %3F
+    ],
+)
+def test_collect_reads_an_sqlite_file_at_any_path_written_as_documented(workdir, name, url_path):
+    write_db(workdir / name, listings())
+    params = read_yaml(workdir / "params.yaml")
+    params["collect"]["db_url"] = f"sqlite:///{url_path}"
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    assert stage("collect").main(["--output", "raw.parquet"]) == 0
+    assert (workdir / "raw.parquet").is_file()

@@ -77,11 +77,13 @@ def test_ranking_orders_successful_experiments_by_cv_mae_and_drops_failed_ones()
     ranked = sweep.ranking(results)
     assert [name for name, _ in ranked] == ["perfect", "fast", "slow", "no-metrics"]
     table = sweep.ranking_markdown(ranked, ["train.n_estimators"]).splitlines()
+    # issue 17: the grouped-CV mean and std of the model and of the original approach
     assert table[0] == (
-        "| rank | experiment | train.n_estimators | cv_mae | cv_mae_std | mae | r2 | mape | baseline_mae |"
+        "| rank | experiment | train.n_estimators | cv_mae | cv_mae_std | baseline_cv_mae | "
+        "baseline_cv_mae_std | mae | r2 | mape | baseline_mae |"
     )
-    assert table[3] == "| 2 | fast | 100 | 255 | - | 250 | 0.6 | - | - |"
-    assert table[4].startswith("| 3 | slow | 300 | 265 | - | 260 |")
+    assert table[3] == "| 2 | fast | 100 | 255 | - | - | - | 250 | 0.6 | - | - |"
+    assert table[4].startswith("| 3 | slow | 300 | 265 | - | - | - | 260 |")
     assert "dvc exp apply perfect" in sweep.apply_hint("perfect")
 
 
@@ -135,7 +137,7 @@ def test_a_failed_run_fails_the_sweep_although_dvc_exits_0(monkeypatch, capsys):
     assert "1 of 2 experiment(s) failed: b-exp" in output.err
     assert "old-failure" not in output.err
     assert [line for line in output.out.splitlines() if line.startswith("| 1 ")] == [
-        "| 1 | a-exp | 100 | 255 | - | 250 | 0.6 | - | - |"
+        "| 1 | a-exp | 100 | 255 | - | - | - | 250 | 0.6 | - | - |"
     ]
 
 
@@ -153,4 +155,15 @@ def test_a_sweep_whose_runs_all_succeed_exits_0(monkeypatch, capsys):
 def test_a_sweep_refuses_to_run_someone_elses_queue(monkeypatch):
     commands = fake_dvc(monkeypatch, [BASELINE, record("theirs", "Queued")])
     assert sweep.main(["-S", "train.n_estimators=10"]) == 2
+    assert commands == []
+
+
+@pytest.mark.parametrize("axis", ["cv.folds=3,5", "params.yaml:cv.repeats=1,3", "cv.seed=1,2"])
+def test_a_sweep_over_the_cv_protocol_is_refused_before_queueing(monkeypatch, capsys, axis):
+    """cv_mae ranks the sweep: experiments measured on other folds or repeats cannot be ranked by it."""
+    commands = fake_dvc(monkeypatch, [BASELINE])
+    assert sweep.main(["-S", "train.n_estimators=10,20", "-S", axis]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+    key = axis.split("=")[0].removeprefix("params.yaml:")
+    assert len(errors) == 1 and f"{key} changes the grouped CV that ranks the sweep" in errors[0], errors
     assert commands == []

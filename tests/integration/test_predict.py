@@ -82,7 +82,15 @@ def test_repro_predict_fails_on_the_wrong_file_with_one_line_and_no_output(proje
     assert not (project / "data/predictions/rejects.csv").exists()
 
 
-@pytest.mark.parametrize("name", ["data/new batch/listings may.csv", "it's $HOME; a 'quoted' \"name\".csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "data/new batch/listings may.csv",
+        "it's $HOME; a 'quoted' \"name\".csv",
+        # issue 13: any path: '#', unicode, a leading '-', brackets, a literal ${...}, any case
+        "-data #1/überlisting é [1] ${predict.input}.CSV",
+    ],
+)
 def test_repro_predict_scores_a_path_with_spaces_and_shell_characters(project, name):
     batch = listings(*({"area": 30.0 + 10 * i} for i in range(3)))
     score_file(project, name, batch)
