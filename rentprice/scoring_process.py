@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -122,7 +123,6 @@ def serve(model: Mapping[str, Any], connection: Connection, parent: int) -> None
     """
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held back by the parent at the fork
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the prctl
@@ -166,14 +166,29 @@ def scorer(model: Mapping[str, Any], cpus: int | None = None) -> Iterator[Scorer
 
 @contextmanager
 def stop_signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back within the block; they arrive (and raise) once it is left.
+    """Hold SIGINT and SIGTERM back within the block: their handlers run once it is left.
 
     Python calls its fork hooks (e.g. ``logging``'s lock release) in the parent right after a fork,
-    and an exception raised there is printed and dropped: a Ctrl-C or SIGTERM landing in one would
-    be lost and the run would go on. Held back, it lands in ordinary code after the fork.
+    and an exception raised there is printed and dropped: a Ctrl-C or SIGTERM whose handler raised
+    in one would be lost and the run would go on. Within the block a handler only notes the signal;
+    on leaving, the previous handlers return and the first signal noted goes to its handler, in
+    ordinary code. Outside the main thread, where Python runs no signal handler, it does nothing.
     """
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in STOP_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in noted[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
