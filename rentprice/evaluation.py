@@ -162,22 +162,27 @@ def baseline_comparison(
     test: pd.DataFrame,
     cv: Mapping[str, int],
     model: Mapping[str, float],
+    served: np.ndarray,
     params_file: str = "params.yaml",
 ) -> dict[str, float]:
     """The original approach's test and grouped-CV MAE, and the model's gain over each.
 
-    ``model`` holds the model's ``mae`` (on ``test``) and ``cv_mae``; the baseline is refit on the
-    same train split and cross-validated on the same folds (``cv`` as for the model; more folds than
-    addresses is a ParamsError naming ``params_file``).
+    ``model`` holds the model's ``mae`` (on ``test``), ``cv_mae`` and ``served_mae``, its MAE on the
+    listings the served path prices (``served``: their positions in ``test``); the baseline is
+    refit on the same train split, measured on the same rows and cross-validated on the same folds
+    (``cv`` as for the model; more folds than addresses is a ParamsError naming ``params_file``).
     """
     fitted = fit_model(build_baseline(baseline), train, train[TARGET], "baseline")
-    baseline_mae = regression_metrics(test[TARGET], fitted.predict(test))["mae"]
+    predicted = pd.Series(fitted.predict(test), index=test.index)
+    baseline_mae = regression_metrics(test[TARGET], predicted)["mae"]
     folds = grouped_folds(train[GROUP], cv, params_file)
     oof = out_of_fold_predictions(lambda: build_baseline(baseline), train, train[TARGET], folds)
     baseline_cv = cv_mae(train[TARGET], oof)
+    served_mae = regression_metrics(test[TARGET].iloc[served], predicted.iloc[served])["mae"]
     return {
         "baseline_mae": baseline_mae,
         "gain_over_baseline": gain(model["mae"], baseline_mae),
+        "served_gain_over_baseline": gain(model["served_mae"], served_mae),
         "baseline_cv_mae": baseline_cv["mae"],
         "baseline_cv_mae_std": baseline_cv["mae_std"],
         "cv_gain_over_baseline": gain(model["cv_mae"], baseline_cv["mae"]),

@@ -40,29 +40,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def evaluate(args: argparse.Namespace) -> None:
     """Write test and grouped-CV metrics (with the original approach's) and plot data through dvclive.
 
-    The test split is judged and scored through ``rentprice.scoring.validate_listings`` and
-    ``score``, the code batch scoring and the service run: test metrics (the original approach's
-    too) count the listings that path gives a rent (``test_scored``), ``test_rejected`` the others.
-    The model's grouped-CV MAE is the one train measured (stored in the model file).
+    The test split is scored through ``rentprice.scoring.score``, the code batch scoring and the
+    service run. The test metrics count every test listing, so a model cannot better them by
+    refusing hard listings; ``test_scored`` and ``test_rejected`` count the listings the served path
+    (``validate_listings``) prices and refuses, and ``served_mae`` and ``served_gain_over_baseline``
+    measure the priced ones only (the original approach on the same rows). The model's grouped-CV
+    MAE is the one train measured (stored in the model file).
     """
     params = load_params(args.params)
     model = load_model(args.model)
     train, test = read_parquet(args.train), read_parquet(args.test)
     with step("score test split") as facts:
-        # as batch scoring and the service do: a listing the model cannot judge gets no rent, so
-        # the metrics count only the listings a user would get a rent for
-        judged = validate_listings(test, model)
-        scored = score(model, judged.scorable)
-        served = test.iloc[scored.index]
-        metrics = regression_metrics(served[TARGET], scored[PREDICTION])
-        metrics |= {"test_scored": len(served), "test_rejected": len(judged.rejects)}
+        scored = score(model, test)
+        served = validate_listings(test, model).scorable.index.to_numpy()  # positions in ``test``
+        metrics = regression_metrics(test[TARGET], scored[PREDICTION])
+        metrics |= {"test_scored": len(served), "test_rejected": len(test) - len(served)}
+        priced = regression_metrics(test[TARGET].iloc[served], scored[PREDICTION].iloc[served])
+        metrics |= {"served_mae": priced["mae"]}
         metrics |= {"cv_mae": model["cv"]["mae"], "cv_mae_std": model["cv"]["mae_std"]}
         metrics |= {"range_level": model["range"]["level"]}
-        metrics |= range_metrics(served[TARGET], scored[LOW], scored[HIGH])
+        metrics |= range_metrics(test[TARGET], scored[LOW], scored[HIGH])
         facts.update(metrics)
     with step("fit and cross-validate baseline") as facts:
         comparison = baseline_comparison(
-            params.baseline.model_dump(), train, served, params.cv.model_dump(), metrics, str(args.params)
+            params.baseline.model_dump(),
+            train,
+            test,
+            params.cv.model_dump(),
+            metrics,
+            served,
+            str(args.params),
         )
         metrics |= comparison
         facts.update(comparison)
@@ -73,7 +80,7 @@ def evaluate(args: argparse.Namespace) -> None:
         # dvc.yaml defines the plots (templates, titles, labels): dvclive only writes their data here
         for name, value in metrics.items():
             live.log_metric(name, value, plot=False)
-        points = prediction_points(served[TARGET], scored[PREDICTION])
+        points = prediction_points(test[TARGET], scored[PREDICTION])
         live.log_plot("predictions", points, x="actual", y="predicted")
         live.log_plot("residuals", points, x="predicted", y="residual")
         importance = feature_importance(model["pipeline"]).round({"importance": 6})

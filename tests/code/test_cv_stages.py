@@ -68,8 +68,9 @@ def test_train_takes_the_largest_cv_seed(workdir):
     assert load_model(workdir / "model.joblib")["cv"]["seed"] == 2**32 - 1
 
 
-def test_evaluate_scores_the_test_split_as_batch_and_service_do(workdir):
-    """A test listing outside the trained ranges gets no rent from the served path, so no metric counts it."""
+def test_evaluate_measures_every_test_listing_and_apart_the_ones_the_served_path_prices(workdir):
+    """A test listing outside the trained ranges counts in the test metrics (a model cannot better them
+    by refusing listings) and is counted as rejected; served_* measure the priced ones only."""
     model = save_tiny_model(workdir / "m.joblib")
     bundle = load_model(model)
     bundle["cv"] = {"folds": 2, "repeats": 2, "seed": 0, "mae": 1.0, "mae_std": 0.0}
@@ -80,16 +81,24 @@ def test_evaluate_scores_the_test_split_as_batch_and_service_do(workdir):
     args = ["--model", "m.joblib", "--train", "train.parquet", "--test", "test.parquet", "--live-dir", "eval"]
     assert stage("evaluate").main(args) == 0
     metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
-    served = validate_listings(test, bundle).scorable
-    assert len(served) == len(test) - 1
-    expected = regression_metrics(test["rent"].iloc[served.index], score(bundle, served)[PREDICTION])
+    rents = score(bundle, test)[PREDICTION]
+    expected = regression_metrics(test["rent"], rents)
     assert {name: metrics[name] for name in expected} == expected
-    assert metrics["test_scored"] == len(served) and metrics["test_rejected"] == 1
-    # the original approach is measured on the same listings
+    served = validate_listings(test, bundle).scorable.index.to_numpy()
+    assert list(served) == [0, 1, 2, 4, 5, 6, 7]
+    assert (metrics["test_scored"], metrics["test_rejected"]) == (7, 1)
+    assert metrics["served_mae"] == regression_metrics(test["rent"].iloc[served], rents.iloc[served])["mae"]
+    # the original approach on the same listings: all of them, and the priced ones
     params = load_params(workdir / "params.yaml")
     train = pd.read_parquet(workdir / "train.parquet")
     baseline = fit_model(build_baseline(params.baseline.model_dump()), train, train["rent"], "baseline")
-    listed = test.iloc[served.index]
-    assert metrics["baseline_mae"] == regression_metrics(listed["rent"], baseline.predict(listed))["mae"]
+    baseline_rents = baseline.predict(test)
+    baseline_mae = regression_metrics(test["rent"], baseline_rents)["mae"]
+    assert metrics["baseline_mae"] == baseline_mae
+    served_baseline = regression_metrics(test["rent"].iloc[served], baseline_rents[served])["mae"]
+    assert metrics["served_gain_over_baseline"] == pytest.approx(
+        1 - metrics["served_mae"] / served_baseline, abs=1e-6
+    )
+    assert metrics["gain_over_baseline"] == pytest.approx(1 - metrics["mae"] / baseline_mae, abs=1e-6)
     predictions = json.loads((workdir / "eval" / "plots" / "custom" / "predictions.json").read_text())
-    assert len(predictions) == len(served)
+    assert len(predictions) == len(test)
