@@ -247,8 +247,12 @@ def sweep(args: argparse.Namespace) -> None:
             raise RentpriceError("`dvc exp run --queue` queued no experiment")
         facts.update(experiments=len(names), names=",".join(names))
     with step("run queue") as facts, stopping_queue_on_interrupt(names):
-        run = subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)], check=False)
-        facts.update(jobs=args.jobs, exit_code=run.returncode)
+        jobs = min(args.jobs, len(names))  # a worker more than experiments would only idle
+        run = subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)], check=False)
+        # DVC's workers run detached and should leave once idle; one that missed it (seen under load)
+        # would live on with the terminal's output, so the grid done, the workers are told to stop
+        dvc("queue", "stop")
+        facts.update(jobs=jobs, exit_code=run.returncode)
     with step("collect results") as facts:
         found = experiments(experiment_records())
         results = {name: found.get(name, {"state": "missing", "record": {}}) for name in names}

@@ -142,14 +142,18 @@ def test_a_failed_run_fails_the_sweep_although_dvc_exits_0(monkeypatch, capsys):
 
 
 def test_a_sweep_whose_runs_all_succeed_exits_0(monkeypatch, capsys):
-    fake_dvc(
+    commands = fake_dvc(
         monkeypatch,
         [BASELINE],
         [BASELINE, record("a-exp", "Queued")],
         [BASELINE, record("a-exp", "Success", mae=250.0)],
     )
-    assert sweep.main(["-S", "train.n_estimators=10"]) == 0
+    assert sweep.main(["-S", "train.n_estimators=10", "--jobs", "2"]) == 0
     assert "Best by cv_mae: a-exp." in capsys.readouterr().out
+    # one experiment, one worker; and the workers are told to stop once the grid is done, since a
+    # detached worker that missed leaving when idle would keep the terminal's output open
+    run_all = commands.index(["dvc", "exp", "run", "--run-all", "--jobs", "1"])
+    assert commands[run_all + 1] == ["dvc", "queue", "stop"]
 
 
 def test_a_sweep_refuses_to_run_someone_elses_queue(monkeypatch):
