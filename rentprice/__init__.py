@@ -9,7 +9,8 @@ themselves with the command, but dash keeps running as the parent, and a killed 
 shell alive. So when the parent is a shell, a daemon thread also watches the shell's parent and
 sends SIGTERM to this process once it is gone. ``rentprice.logs.run_stage`` turns that SIGTERM into
 one log line and exit code 143, and temporary files are removed (docs/storage.md, Interrupted runs).
-Ctrl-C before ``run_stage`` starts (during the imports) ends the stage with one line too.
+Ctrl-C before ``run_stage`` starts (during the imports) ends the stage with one line too, also
+when a stage script runs by hand (``python stages/predict.py …``).
 """
 
 import os
@@ -82,7 +83,13 @@ def stopped_while_starting(signum: int, frame: object) -> None:
     os._exit(128 + signum)
 
 
-if os.environ.get("DVC_STAGE"):
+def runs_a_stage_script() -> bool:
+    """Whether this process's program is one of the project's stage scripts (``stages/<name>.py``)."""
+    stages = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "stages")
+    return bool(sys.argv and sys.argv[0]) and os.path.dirname(os.path.realpath(sys.argv[0])) == stages
+
+
+if os.environ.get("DVC_STAGE") or runs_a_stage_script():
     import signal
 
     signal.signal(signal.SIGINT, stopped_while_starting)

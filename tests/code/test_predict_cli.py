@@ -625,6 +625,28 @@ def test_sigterm_mid_run_is_one_line_and_leaves_no_temporary_file(model_file, wo
     assert sorted(path.name for path in workdir.iterdir() if path.name != "logs") == ["in.csv"]
 
 
+@pytest.mark.slow
+def test_ctrl_c_while_the_script_imports_is_one_line(model_file, workdir):
+    """Run by hand, not by DVC: Ctrl-C in the seconds of imports before run_stage prints no traceback."""
+    command = [sys.executable, str(REPO_ROOT / "stages" / "predict.py"), "--model", str(model_file)]
+    command += ["--input", "in.csv", "--output", "out.csv", "--lock", "none.lock"]
+    listings({"area": 50.0}).to_csv(workdir / "in.csv", index=False)
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    environment.pop("DVC_STAGE", None)
+    process = subprocess.Popen(
+        command, cwd=workdir, stderr=subprocess.PIPE, env=environment, start_new_session=True
+    )
+    time.sleep(0.5)  # past the interpreter's own start, inside the seconds of imports
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    assert not caught & (1 << (signal.SIGTERM - 1)), "past its imports: the machine is too slow for this test"
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT
+    assert err.decode().strip() == "interrupted by SIGINT while starting: stopped; nothing written"
+    assert sorted(path.name for path in workdir.iterdir()) == ["in.csv"]
+
+
 @pytest.mark.parametrize("separator", [";", "\t"])
 def test_a_semicolon_separated_csv_says_so_in_one_line(stage, model_file, workdir, capsys, separator):
     batch().to_csv(workdir / "in.csv", index=False, sep=separator, decimal=",")
