@@ -43,6 +43,11 @@ def submit() -> tuple[str, int]:
     return page(model, values, verdict), status
 
 
+def percent(level: float) -> str:
+    """A share as the page shows it in percent, without rounding away a level: 0.8 → 80, 0.995 → 99.5."""
+    return f"{round(level * 100, 6):g}"
+
+
 def page(model: ServedModel, values: dict[str, str], verdict: Verdict | None = None) -> str:
     """The page with the form filled with ``values`` and, after a submit, its outcome."""
     return render_template(
@@ -55,7 +60,7 @@ def page(model: ServedModel, values: dict[str, str], verdict: Verdict | None = N
         rent=verdict.predictions[0][PREDICTION] if verdict and verdict.predictions else None,
         low=verdict.predictions[0][RANGE_LOW] if verdict and verdict.predictions else None,
         high=verdict.predictions[0][RANGE_HIGH] if verdict and verdict.predictions else None,
-        range_level=model.bundle["range"]["level"],
+        range_percent=percent(model.bundle["range"]["level"]),
         errors={error[FIELD]: error[REASON] for error in verdict.errors} if verdict else {},
         unknown=sorted(verdict.treated_as_unknown) if verdict else [],
     )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import pytest
 from werkzeug.datastructures import MultiDict
 
 from rentprice.features import ENERGY_LABELS
 from rentprice.io import file_md5
 from rentprice.model import load_model
 from rentprice.scoring import known_locations
+from rentprice.service import web
 from rentprice.service.web import FORM_FIELDS
 from tests.support.service import LISTING, MAX_REQUEST_BYTES
 
@@ -88,7 +90,8 @@ def test_submitting_the_form_shows_the_rent_and_its_range_the_api_predicts(clien
     rent, low, high = prediction["predicted_rent"], prediction["low"], prediction["high"]
     assert f'<strong id="predicted-rent">€ {rent:,.2f}</strong>' in page_text(response)
     level = load_model(service_dir / "model.joblib")["range"]["level"]
-    assert f'<p id="rent-range">€ {low:,.0f} – {high:,.0f} ({level:.0%} range)</p>' in page_text(response)  # noqa: RUF001
+    shown = f"{round(level * 100, 6):g}"
+    assert f'<p id="rent-range">€ {low:,.0f} – {high:,.0f} ({shown}% range)</p>' in page_text(response)  # noqa: RUF001
     controls = Controls(page_text(response)).controls
     assert controls["area"][1]["value"] == "80"
 
@@ -150,3 +153,8 @@ def test_number_inputs_are_bounded_by_the_ranges_the_model_was_trained_on(client
     for name in ("area", "rooms", "bedrooms", "bathrooms", "construction_year", "garden_m2"):
         attributes = controls[name][1]
         assert [float(attributes["min"]), float(attributes["max"])] == ranges[name], name
+
+
+@pytest.mark.parametrize(("level", "shown"), [(0.8, "80"), (0.875, "87.5"), (0.995, "99.5"), (0.999, "99.9")])
+def test_the_range_level_is_shown_as_set_not_rounded_to_a_whole_percent(level, shown):
+    assert web.percent(level) == shown
