@@ -34,6 +34,7 @@ from tqdm import tqdm
 from rentprice.drift import DEFAULT_THRESHOLDS, DriftMonitor
 from rentprice.errors import DataError
 from rentprice.io import atomic_path, json_text, new_temporary
+from rentprice.logs import stop_if_requested
 from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
 from rentprice.scoring import (
     DVC_LOCK,
@@ -446,6 +447,7 @@ def pipelined(
     waiting: CheckedChunk | None = None
     first_row = 0
     for table in chunks:
+        stop_if_requested()
         checked = check(table, first_row)
         first_row += checked.rows
         prices = None if waiting is None else scoring.result()
@@ -455,6 +457,7 @@ def pipelined(
         waiting = checked
     if waiting is not None:
         yield waiting, scoring.result()
+    stop_if_requested()
 
 
 @contextmanager

@@ -47,6 +47,18 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+#: The signals whose Interrupted was raised within ``stopping_on_sigterm``. Python drops an exception
+#: a handler raises inside a finalizer or a fork hook (printing "Exception ignored"), so a loop
+#: calls ``stop_if_requested`` at safe points to stop all the same.
+requested_stops: list[int] = []
+
+
+def stop_if_requested() -> None:
+    """Raise Interrupted if a SIGTERM arrived whose Interrupted may have been dropped."""
+    if requested_stops:
+        raise Interrupted(requested_stops[0])
+
+
 @contextmanager
 def stopping_on_sigterm() -> Iterator[None]:
     """Within the block, SIGTERM raises Interrupted, so ``finally`` blocks remove temporary files.
@@ -61,13 +73,16 @@ def stopping_on_sigterm() -> Iterator[None]:
     def terminate(signum: int, frame: object) -> None:
         # once: a second SIGTERM (the process group's, the parent's death) must not break the cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        requested_stops.append(signum)
         raise Interrupted(signum)
 
+    requested_stops.clear()
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        requested_stops.clear()
 
 
 def run_stage(stage: str, body: Callable[[], None]) -> int:

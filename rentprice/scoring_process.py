@@ -1,15 +1,16 @@
 """Batch scoring on a second core: ``score`` runs in a forked child while the next chunk is checked.
 
 ``rentprice.batch.score_file`` hands each chunk's scorable rows to a ``Scorer`` and checks the next
-chunk (reading, validation, drift counts) while the model predicts, then writes. With more than one
-CPU (``os.sched_getaffinity``) and ``fork`` available, the predict runs in a child process forked
-after the model is loaded, so it shares the loaded model and needs no start-up of its own; otherwise
-it runs inline. Either way the rents are ``rentprice.scoring.score`` of the same rows, the one
-inference path. One frame is in flight at a time, so memory stays bounded by two chunks.
+chunk (reading, validation, drift counts) while the model predicts, then writes. On Linux with more
+than one usable CPU (``os.sched_getaffinity``), the predict runs in a child process forked after the
+model is loaded, so it shares the loaded model and needs no start-up of its own; otherwise it runs
+inline. Either way the rents are ``rentprice.scoring.score`` of the same rows, the one inference
+path. One frame is in flight at a time: the parent holds at most two chunks and the child one, so
+memory does not grow with the input (it is higher than inline: docs/benchmarks.md).
 
 The child ignores SIGINT and SIGTERM (the parent handles them and ends the child) and gets SIGKILL
-when the parent dies (``PR_SET_PDEATHSIG``), so it never outlives the run. Measured speed:
-docs/benchmarks.md ("Batch scoring on two cores").
+when the parent dies (``PR_SET_PDEATHSIG``, Linux only), so it never outlives the run. Measured
+speed and memory: docs/benchmarks.md ("Batch scoring on two cores").
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import pickle
 import signal
 import sys
 import threading
+import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -72,10 +75,15 @@ class ProcessScorer:
         # Not a daemon: joblib refuses its workers in a daemon process, with a warning per predict
         # (the random_forest family). The parent ends it in ``close``; PR_SET_PDEATHSIG if the parent dies.
         self._process = context.Process(
-            target=serve, args=(model, child_end, os.getpid()), name="rentprice-score"
+            target=serve, args=(model, child_end, self._connection, os.getpid()), name="rentprice-score"
         )
         try:
-            self._process.start()
+            with warnings.catch_warnings():
+                # Python 3.12+ warns on any fork of a process with threads (here jemalloc's and
+                # pyarrow's pools). The child touches none of their locks: it unpickles a frame,
+                # predicts and answers on the pipe.
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+                self._process.start()
         except OSError as error:
             self._connection.close()
             raise ModelError(f"cannot start the scoring process ({error.strerror or error})") from None
@@ -100,10 +108,16 @@ class ProcessScorer:
         return value
 
     def close(self) -> None:
-        """End the child at once (it holds nothing to clean up) and reap it."""
-        self._connection.close()
-        self._process.kill()
-        self._process.join()
+        """End the child at once (it holds nothing to clean up), reap it and free what it held.
+
+        Within ``stop_signals_held``: freeing the process runs multiprocessing's finalizer, and an
+        exception a signal handler raises there would be dropped.
+        """
+        with stop_signals_held():
+            self._process.kill()
+            self._process.join()
+            self._process.close()
+            self._connection.close()
 
     def _stopped(self) -> ModelError:
         self._process.join(timeout=1)
@@ -117,15 +131,15 @@ class ProcessScorer:
         )
 
 
-def serve(model: Mapping[str, Any], connection: Connection, parent: int) -> None:
+def serve(model: Mapping[str, Any], connection: Connection, parents_end: Connection, parent: int) -> None:
     """The child's loop: ``score`` each frame received and send back (True, prices) or (False, error).
 
-    Ends when the parent closes the pipe or dies.
+    Ends when the parent closes the pipe or dies (Linux's ``PR_SET_PDEATHSIG``).
     """
+    parents_end.close()  # so that the parent's closing it ends the pipe
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the prctl
         return
     while True:
@@ -136,8 +150,23 @@ def serve(model: Mapping[str, Any], connection: Connection, parent: int) -> None
         try:
             reply = (True, score(model, scorable))
         except Exception as error:  # sent back and raised in the parent, as if scored inline
-            reply = (False, error)
+            reply = (False, portable(error))
         connection.send(reply)
+
+
+def portable(error: Exception) -> Exception:
+    """``error`` with the child's traceback as a note, or a RuntimeError holding it.
+
+    The RuntimeError stands in when ``error`` does not survive pickling: one holding a lock, or one
+    whose ``__init__`` takes other arguments than it stores.
+    """
+    trace = "".join(traceback.format_exception(error))
+    try:
+        error.add_note(f"in the scoring process:\n{trace}")
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"the scoring process failed:\n{trace}")
+    return error
 
 
 def usable_cpus() -> int:
@@ -147,12 +176,12 @@ def usable_cpus() -> int:
 
 @contextmanager
 def scorer(model: Mapping[str, Any], cpus: int | None = None) -> Iterator[Scorer]:
-    """A ``ProcessScorer`` when ``cpus`` (default ``usable_cpus()``) > 1 and fork exists, else inline.
+    """A ``ProcessScorer`` on Linux when ``cpus`` (default ``usable_cpus()``) > 1, else inline.
 
     The child is ended on leaving the block, whatever ends it (an error, Ctrl-C, SIGTERM).
     """
     cpus = usable_cpus() if cpus is None else cpus
-    if cpus < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if cpus < 2 or sys.platform != "linux":  # the child's end with its parent needs PR_SET_PDEATHSIG
         yield InlineScorer(model)
         return
     process = None

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rentprice import batch as batch_module
 from rentprice import scoring_process
 from rentprice.batch import pipelined, score_file
 from rentprice.errors import ModelError
+from rentprice.logs import Interrupted, stopping_on_sigterm
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
 from rentprice.scoring_process import InlineScorer, ProcessScorer, scorer, stop_signals_held
@@ -35,6 +37,13 @@ def model(model_file) -> dict:
 def scorable(model: dict, rows: int = 5, first_area: float = 40.0) -> pd.DataFrame:
     frame = listings(*({"area": first_area + 3 * i} for i in range(rows)))
     return validate_listings(frame, model).scorable
+
+
+def checked_chunk(model, table, first_row) -> batch_module.CheckedChunk:
+    """A stand-in for check_chunk: only the scorable rows matter to the pipeline."""
+    return batch_module.CheckedChunk(
+        len(table), validate_listings(table, model, first_row).scorable, None, None, {}
+    )
 
 
 class Recording:
@@ -117,6 +126,66 @@ def test_the_child_ignores_ctrl_c_and_ends_with_the_block(model):
         scoring.submit(frame)
         pd.testing.assert_frame_equal(scoring.result(), score(model, frame))
     assert not Path(f"/proc/{child}").exists()
+
+
+class TwoArgumentsError(Exception):
+    def __init__(self, first, second):
+        super().__init__(f"{first} {second}")
+
+
+class HoldingALockError(Exception):
+    def __init__(self):
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+class Raising:
+    def __init__(self, error):
+        self.error = error
+
+    def predict(self, frame):
+        raise self.error()
+
+
+@pytest.mark.parametrize(
+    "make_error", [lambda: TwoArgumentsError(1, 2), HoldingALockError], ids=["two arguments", "a lock"]
+)
+def test_an_error_that_cannot_cross_the_pipe_arrives_as_the_childs_traceback(model, make_error):
+    with scorer({**model, "pipeline": Raising(make_error)}, cpus=2) as scoring:
+        scoring.submit(scorable(model))
+        with pytest.raises(RuntimeError, match=r"the scoring process failed:(.|\n)*Error"):
+            scoring.result()
+
+
+def test_an_error_from_the_child_carries_its_traceback(model):
+    with scorer({**model, "pipeline": Failing()}, cpus=2) as scoring:
+        scoring.submit(scorable(model))
+        with pytest.raises(ModelError) as raised:
+            scoring.result()
+    assert "in Failing.predict" not in str(raised.value)  # the one line a user sees stays one line
+    assert any("predict" in note and "Traceback" in note for note in raised.value.__notes__)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the drop it stages
+def test_a_sigterm_whose_exception_python_dropped_still_stops_the_loop(model):
+    class Dropping:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler raises here, where Python drops it
+
+    checked = []
+
+    def check(table, first_row):
+        checked.append(first_row)
+        if first_row == 3:
+            Dropping()
+        return batch_module.CheckedChunk(
+            len(table), validate_listings(table, model, first_row).scorable, None, None, {}
+        )
+
+    tables = [listings(*({"area": 40.0 + i} for i in range(3))) for _ in range(4)]
+    with pytest.raises(Interrupted), stopping_on_sigterm():
+        list(pipelined(iter(tables), check, InlineScorer(model)))
+    assert checked == [0, 3]
 
 
 class Stopped(BaseException):
