@@ -14,7 +14,7 @@ UV := $(VENV)/bin/uv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test lint format lock
+.PHONY: setup repro test test-committed-params lint format lock
 
 ## setup: create .venv with the pinned dependencies and pull the source data snapshot
 setup: $(VENV)/.installed
@@ -30,9 +30,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 repro:
 	dvc repro
 
-## test: the whole test suite in TEST_WORKERS processes, each test file whole in one (CI runs exactly this)
+## test: the test suite in TEST_WORKERS processes, each test file whole in one (CI runs exactly this)
 test:
-	python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not committed_params"
+
+## test-committed-params: the params-dependent tests again after committing other params (about 1.5 minutes; CI runs it after make test)
+test-committed-params:
+	python -m pytest -m committed_params tests/integration/test_committed_params.py
 
 ## lint: static checks
 lint:

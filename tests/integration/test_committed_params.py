@@ -12,7 +12,8 @@ import yaml
 from tests.integration.params_support import get_param, other_count, set_params
 from tests.support import SHARED_REMOTE, make_project_copy, run
 
-pytestmark = pytest.mark.slow
+#: Not in `make test` (its 10 minutes): CI runs it as a step of its own, `make test-committed-params`.
+pytestmark = [pytest.mark.slow, pytest.mark.committed_params]
 
 #: The tests that read the committed params, dvc.lock or metrics (tests/integration/test_pipeline.py
 #: rebuilds the whole pipeline in a copy of its own and compares it with what was committed).
