@@ -19,7 +19,7 @@ import pytest
 from rentprice import command_name, parent_pid
 from rentprice.io import TEMP_DIR, file_md5
 from tests.integration.params_support import get_param, set_params
-from tests.support import run, start, tool_env
+from tests.support import handles_sigterm, run, start, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +40,6 @@ def stage_process(repo: Path, script: str) -> int | None:
         except OSError:  # gone meanwhile, or not ours
             continue
     return None
-
-
-def handles_sigterm(pid: int) -> bool:
-    """Whether the process has installed its SIGTERM handler (SigCgt in /proc/PID/status)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
-    return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
 def wait_for(condition, what: str, seconds: float = 120):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,13 @@ def make_project_copy(destination: Path) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "copy of rentprice"], repo)
     return repo
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (SigCgt in /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
 def load_module(path: str) -> ModuleType:
