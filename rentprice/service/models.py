@@ -101,12 +101,24 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def last_commit(lock: Path) -> str | None:
-    """The git commit that last changed ``lock``; None outside a git work tree or without git."""
+    """The git commit that last changed ``lock``, when the working tree's ``lock`` is that commit's.
+
+    None outside a git work tree, without git, or when ``lock`` has changes not committed (a
+    ``dvc repro`` or ``dvc exp run`` since): the model it lists was then trained by no commit.
+    """
     lock = lock.resolve()
+    commit = _git(["log", "-1", "--format=%H", "--", lock.name], lock.parent)
+    if not commit or _git(["status", "--porcelain", "--", lock.name], lock.parent) != "":
+        return None
+    return commit
+
+
+def _git(arguments: list[str], directory: Path) -> str | None:
+    """What ``git <arguments>`` prints in ``directory``, stripped; None when it fails or git is missing."""
     try:
         result = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", lock.name],
-            cwd=lock.parent,
+            ["git", *arguments],
+            cwd=directory,
             capture_output=True,
             text=True,
             timeout=GIT_TIMEOUT_SECONDS,
@@ -114,8 +126,7 @@ def last_commit(lock: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 class ModelHolder:

@@ -369,6 +369,19 @@ def test_model_info_of_the_pipelines_model_shows_metrics_and_commit(service_dir)
     assert in_git["training_commit"] == commit
 
 
+def test_training_commit_is_null_while_dvc_lock_has_uncommitted_changes(service_dir):
+    """After `dvc repro` or `dvc exp run` without a commit, no commit trained the model dvc.lock lists."""
+    version = file_md5(service_dir / "model.joblib")
+    write_lock(service_dir, "1" * 32, "1" * 32)
+    run(["git", "init", "-q"], service_dir)
+    run(["git", "add", "dvc.lock"], service_dir)
+    run(["git", "commit", "-qm", "an older model"], service_dir)
+    write_lock(service_dir, version, version)
+    info = create_app(service_config(service_dir)).test_client().get("/api/v1/model").json
+    assert info["source"] == "dvc.lock"
+    assert info["training_commit"] is None
+
+
 def test_metrics_of_another_model_version_are_not_shown(service_dir):
     version = file_md5(service_dir / "model.joblib")
     write_lock(service_dir, version, "1" * 32)
