@@ -11,6 +11,7 @@ from rentprice.service.listings import (
     FORM_FIELDS,
     SCHEMA_ENDPOINT,
     ListingRequest,
+    form_listing,
     listings_frame,
     request_listing,
     suggested_field,
@@ -53,6 +54,8 @@ def test_request_listing_matches_keys_like_batch_headers():
     [
         ("postcode", "zip"),
         ("Postal Code", "zip"),
+        ("zipcode", "zip"),
+        ("zip_code", "zip"),
         ("energy_label", "energy"),
         ("size", "area"),
         ("sqm", "area"),
@@ -111,3 +114,9 @@ def test_the_request_model_forbids_other_keys_in_its_json_schema():
 def test_form_fields_come_from_the_contract():
     expected = tuple("garden_m2" if spec.name == "garden" else spec.name for spec in CONTRACT)
     assert expected == FORM_FIELDS
+
+
+@pytest.mark.parametrize("value", ["", "1"])
+def test_the_web_form_sends_only_listing_fields(value):
+    listing = form_listing(dict.fromkeys(FORM_FIELDS, value))
+    assert request_listing(listing) == listing, "no form field is refused as an unknown key"
