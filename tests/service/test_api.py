@@ -167,6 +167,24 @@ def test_a_field_under_another_name_is_refused_naming_the_key_not_scored(client,
     ]
 
 
+@pytest.mark.parametrize(
+    ("field", "key"),
+    [("zip", "postcode"), ("energy", "energy_label"), ("area", "sqm"), ("construction_year", "year_built")],
+)
+def test_batch_and_service_both_refuse_a_field_under_another_name(client, service_dir, tmp_path, field, key):
+    listing = renamed(LISTING, field, key)
+    [error] = client.post(PREDICT, json=listing).json["errors"]
+    assert error["field"] == key
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame([listing]).to_csv(source, index=False)
+    with pytest.raises(RentpriceError, match=field):
+        score_file(
+            service_dir / "model.joblib", str(source), output, tmp_path / "rej.csv",
+            max_reject_rate=1, lock=tmp_path / "none.lock",
+        )  # fmt: skip
+    assert not output.exists(), "no rent from the batch either"
+
+
 @pytest.mark.parametrize("extra", [{"id": 17}, {"colour": "red"}, {"zip_code": "1071 HN"}, {"": 1}])
 def test_a_key_like_no_absent_field_is_refused_pointing_to_the_schema(client, extra):
     response = client.post(PREDICT, json={**LISTING, **extra})
