@@ -2,9 +2,11 @@
 
 The listing contract (``rentprice.schema.LISTING``) gives the API's request model ``ListingRequest``
 (pydantic: the shape of each field, per-field errors, the JSON Schema of ``GET /api/v1/schema``)
-and the web form's inputs. The rules of what can be scored live in
-``rentprice.scoring.validate_listings``, shared with the batch stage: this module only turns
-request data into a one-row-per-listing frame for it and maps its verdicts back to the request.
+and the web form's inputs. A key that is no listing field is refused, never ignored: a listing
+scored without the field the client meant gets a rent the client did not ask for. The rules of
+what can be scored live in ``rentprice.scoring.validate_listings``, shared with the batch stage:
+this module only turns request data into a one-row-per-listing frame for it and maps its verdicts
+back to the request.
 """
 
 from __future__ import annotations
@@ -48,9 +50,24 @@ from rentprice.scoring import (
 INDEX = "index"
 #: The bounds of a prediction's price range in the service's answers.
 RANGE_LOW, RANGE_HIGH = "low", "high"
-#: How alike (difflib's ratio) an unknown key and an absent field's name are to be taken for a typo.
+#: How alike (difflib's ratio) a word of an unknown key and a word of a field's name are to be
+#: suggested: ``enrgy`` for ``energy``, ``neighbourhood`` for ``neighborhood``, not ``garage`` for ``garden``.
 MISSPELLING_SIMILARITY = 0.8
-FIELD_NAMES = frozenset(spec.name for spec in LISTING)
+#: Names for a field that share no word with it, suggested (never accepted) for an unknown key;
+#: keyed by ``header_key``. Keys sharing a word with a field (``energy_label``, ``year_built``) need none.
+OTHER_NAMES: dict[str, str] = {
+    "postcode": "zip",
+    "postal_code": "zip",
+    "zipcode": "zip",
+    "size": "area",
+    "sqm": "area",
+    "m2": "area",
+    "surface": "area",
+}
+#: Where a client finds the listing fields (``api.listing_schema``).
+SCHEMA_ENDPOINT = "GET /api/v1/schema"
+#: Pydantic's error type for a key that is not a field of the model (``extra="forbid"``).
+NOT_A_FIELD = "extra_forbidden"
 #: JSON integers with more digits than this do not fit a float: they are read as infinity.
 MAX_INT_DIGITS = 308
 NUMBER_TYPES = StrictInt | StrictFloat
@@ -101,10 +118,11 @@ def _schema_extra(spec: ListingField) -> dict[str, Any]:
     return extra
 
 
-#: One listing of a request: the contract's fields, other keys allowed (and ignored).
+#: One listing of a request: the contract's fields and no other key (its JSON Schema says
+#: ``additionalProperties: false``); keys are made canonical first (``request_listing``).
 ListingRequest: type[BaseModel] = create_model(
     "Listing",
-    __config__=ConfigDict(extra="allow", title="Listing"),
+    __config__=ConfigDict(extra="forbid", title="Listing"),
     **{
         spec.name: (
             Annotated[
@@ -159,7 +177,8 @@ def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
     """A JSON value as a listing with canonical field names, or why it cannot be one: (field, reason).
 
     Keys are matched like batch headers (case, spacing, aliases); a field given twice is refused,
-    also under one spelling (``{"area": 80, "area": 90}``, when parsed by ``json_object``).
+    also under one spelling (``{"area": 80, "area": 90}``, when parsed by ``json_object``). A key
+    that is no listing field is refused (``unknown_key_reason``), before any bad value.
     """
     if not isinstance(listing, Mapping):
         return None, "a listing must be a JSON object"
@@ -168,32 +187,48 @@ def request_listing(listing: object) -> dict[str, Any] | tuple[str | None, str]:
         name, spellings = repeated
         return name, f"given more than once ({', '.join(spellings)}); keep one"
     canonical = {ALIASES.get(header_key(key), key): value for key, value in listing.items()}
-    misspelled = misspelled_field(canonical)
-    if misspelled:
-        return misspelled
     try:
         ListingRequest.model_validate(canonical)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        return str(first["loc"][0]), _shape_reason(first["loc"][0])
+        problems = error.errors(include_url=False)
+        unknown = [problem["loc"][0] for problem in problems if problem["type"] == NOT_A_FIELD]
+        if unknown:
+            return str(unknown[0]), unknown_key_reason(str(unknown[0]), canonical)
+        return str(problems[0]["loc"][0]), _shape_reason(problems[0]["loc"][0])
     return canonical
 
 
-def misspelled_field(listing: Mapping[str, Any]) -> tuple[str, str] | None:
-    """A model field the listing lacks while a key close to its name is there: (field, reason), else None.
+def unknown_key_reason(key: str, listing: Mapping[str, Any]) -> str:
+    """Why ``key`` of ``listing`` (canonical names) is refused, with the field it may stand for.
 
-    ``neighbourhood`` for ``neighborhood`` would otherwise be an ignored extra key, and the listing
-    scored with its neighborhood unknown, where the batch refuses a file without the column.
-    Close: difflib's similarity of the normalised names at least MISSPELLING_SIMILARITY.
+    The rent is the target, not an input. Otherwise the suggestion is a field the listing lacks:
+    the one OTHER_NAMES gives for the key, else the one sharing a word (after ``header_key``) with
+    the key, or a word at least MISSPELLING_SIMILARITY alike (difflib's ratio); without one, the
+    reason points to the schema endpoint.
     """
-    absent = [name for name in FEATURE_COLUMNS if name not in listing]  # an address is only passed on
-    for key in listing:
-        if key in FIELD_NAMES or key == TARGET:
-            continue
-        close = difflib.get_close_matches(header_key(key), absent, n=1, cutoff=MISSPELLING_SIMILARITY)
-        if close:
-            return close[0], f"not given, but {key!r} is: a misspelling of {close[0]!r}?"
-    return None
+    if key == TARGET:
+        return "not a listing field: the rent is what the service predicts; remove it"
+    suggestion = suggested_field(key, [spec.name for spec in LISTING if spec.name not in listing])
+    if suggestion:
+        return f"not a listing field; did you mean {suggestion!r}?"
+    return f"not a listing field; the fields are listed by {SCHEMA_ENDPOINT}"
+
+
+def suggested_field(key: str, fields: Sequence[str]) -> str | None:
+    """The field of ``fields`` an unknown ``key`` most likely stands for, or None (see unknown_key_reason)."""
+    normalised = header_key(key)
+    if OTHER_NAMES.get(normalised) in fields:
+        return OTHER_NAMES[normalised]
+    words = [word for word in normalised.split("_") if word]
+    likeness = {
+        name: max(
+            (difflib.SequenceMatcher(None, word, part).ratio() for word in words for part in name.split("_")),
+            default=0.0,
+        )
+        for name in fields
+    }
+    best = max(fields, key=likeness.__getitem__, default=None)  # the first of equals, in LISTING order
+    return best if best is not None and likeness[best] >= MISSPELLING_SIMILARITY else None
 
 
 def _shape_reason(name: object) -> str:

@@ -138,28 +138,87 @@ def test_a_missing_required_field_is_named(client, field):
     assert response.json["errors"] == [{"index": 0, "field": field, "reason": "missing"}]
 
 
-def test_unknown_fields_are_ignored(client):
-    plain = client.post(PREDICT, json=LISTING).json
-    extra = client.post(PREDICT, json={**LISTING, "rent": 99_999, "colour": "red", "area_m2": "x"}).json
-    assert extra == plain
+def renamed(listing: dict, field: str, key: str) -> dict:
+    """``listing`` with ``field`` sent under ``key``, in the same place."""
+    return {(key if name == field else name): value for name, value in listing.items()}
 
 
 @pytest.mark.parametrize(
-    ("key", "field"),
-    [("neighbourhood", "neighborhood"), ("constuction_year", "construction_year"), ("enrgy", "energy")],
+    ("field", "key", "suggestion"),
+    [
+        ("zip", "postcode", "zip"),
+        ("energy", "energy_label", "energy"),
+        ("area", "sqm", "area"),
+        ("construction_year", "year_built", "construction_year"),
+        ("neighborhood", "neighbourhood", "neighborhood"),
+        ("construction_year", "constuction_year", "construction_year"),
+        ("energy", "enrgy", "energy"),
+        ("address", "adress", "address"),
+    ],
 )
-def test_a_misspelled_optional_field_is_refused_not_scored_as_unknown(client, key, field):
-    listing = {(key if name == field else name): value for name, value in LISTING.items()}
-    response = client.post(PREDICT, json=listing)
+def test_a_field_under_another_name_is_refused_naming_the_key_not_scored(client, field, key, suggestion):
+    # issue 13: the listing was scored with the field unknown (or rejected as "missing"), with a 200
+    listings = [LISTING, renamed(LISTING, field, key)]
+    response = client.post(PREDICT, json=listings)
     assert response.status_code == 422
+    assert response.json["predictions"] == client.post(PREDICT, json=LISTING).json["predictions"]
     assert response.json["errors"] == [
-        {"index": 0, "field": field, "reason": f"not given, but {key!r} is: a misspelling of {field!r}?"}
+        {"index": 1, "field": key, "reason": f"not a listing field; did you mean {suggestion!r}?"}
     ]
 
 
-def test_a_misspelled_address_is_ignored_as_the_model_does_not_read_it(client):
-    listing = {("adress" if name == "address" else name): value for name, value in LISTING.items()}
-    assert client.post(PREDICT, json=listing).json == client.post(PREDICT, json=LISTING).json
+@pytest.mark.parametrize(
+    ("field", "key"),
+    [("zip", "postcode"), ("energy", "energy_label"), ("area", "sqm"), ("construction_year", "year_built")],
+)
+def test_batch_and_service_both_refuse_a_field_under_another_name(client, service_dir, tmp_path, field, key):
+    listing = renamed(LISTING, field, key)
+    [error] = client.post(PREDICT, json=listing).json["errors"]
+    assert error["field"] == key
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame([listing]).to_csv(source, index=False)
+    with pytest.raises(RentpriceError, match=field):
+        score_file(
+            service_dir / "model.joblib", str(source), output, tmp_path / "rej.csv",
+            max_reject_rate=1, lock=tmp_path / "none.lock",
+        )  # fmt: skip
+    assert not output.exists(), "no rent from the batch either"
+
+
+@pytest.mark.parametrize("extra", [{"id": 17}, {"colour": "red"}, {"zip_code": "1071 HN"}, {"": 1}])
+def test_a_key_like_no_absent_field_is_refused_pointing_to_the_schema(client, extra):
+    response = client.post(PREDICT, json={**LISTING, **extra})
+    assert response.status_code == 422 and response.json["predictions"] == []
+    [error] = response.json["errors"]
+    assert error == {"index": 0, "field": next(iter(extra)), "reason": error["reason"]}
+    method, path = error["reason"].removeprefix("not a listing field; the fields are listed by ").split()
+    assert method == "GET" and set(client.get(path).json["properties"]) == set(LISTING)
+
+
+@pytest.mark.parametrize("key", ["rent", "Rent"])
+def test_the_rent_is_refused_as_what_is_predicted(client, key):
+    response = client.post(PREDICT, json={**LISTING, key: 1500})
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {
+            "index": 0,
+            "field": "rent",
+            "reason": "not a listing field: the rent is what the service predicts; remove it",
+        }
+    ]
+
+
+def test_other_spellings_and_aliases_of_fields_are_still_scored_with_unknown_keys_refused(client):
+    plain = client.post(PREDICT, json=LISTING).json
+    spelled = {(" Energy " if name == "energy" else name): value for name, value in LISTING.items()}
+    aliased = renamed(LISTING, "construction_year", "constraction_year")
+    response = client.post(PREDICT, json=[spelled, {**LISTING, "id": 3}, aliased])
+    assert response.status_code == 422
+    rent = plain["predictions"][0]["predicted_rent"]
+    assert [item["predicted_rent"] for item in response.json["predictions"]] == [rent, rent]
+    assert [(item["index"], item["field"]) for item in response.json["errors"]] == [(1, "id")]
+    twice = {name: 2 * count for name, count in plain["treated_as_unknown"].items()}
+    assert response.json["treated_as_unknown"] == twice, "the spelled fields were read, not left unknown"
 
 
 def test_values_the_model_treats_as_unknown_are_scored_and_reported(client):
@@ -669,6 +728,7 @@ def test_the_listing_json_schema_comes_from_the_contract_and_the_served_model(cl
     assert properties["construction_year"]["aliases"] == ["constraction_year"]
     assert properties["energy"]["enum"][:1] == ["G"]
     assert properties["address"]["x-required"] is False
+    assert schema["additionalProperties"] is False, "the API refuses keys that are not listing fields"
 
 
 def test_batch_service_and_page_give_every_listing_the_same_verdict_and_rent(client, service_dir, tmp_path):
