@@ -42,6 +42,8 @@ class ListingField:
     spellings accepted in input headers and JSON keys. ``model_input``: False for a field the
     model never reads (passed through untouched). ``example``: a typical value, for docs and forms.
     ``whole``: a count or a year; a value with a fraction is rejected (and the form steps by 1).
+    ``pattern``: a text value's whole form, a regular expression anchored with ``^…$`` in the syntax
+    Python, JSON Schema and HTML share (published as is in the JSON Schema and the form).
     """
 
     name: str
@@ -66,8 +68,17 @@ ENERGY_LABELS: tuple[str, ...] = (
     "G", "F", "E", "D", "C", "B", "A", "A+", "A++", "A+++", "A++++", "A+++++",
 )  # fmt: skip
 YES_NO_OPTIONS: tuple[str, ...] = ("yes", "no")
-#: A Dutch postcode as the form asks for it (the model reads its four digits).
-POSTCODE_PATTERN = r"\s*[0-9]{4}\s?[A-Za-z]{2}\s*"
+#: A Dutch postcode (PostNL): four digits 1000 to 9999, then two letters; the letters may be left out
+#: (the postcode area, PC4, as Statistics Netherlands publishes it: the model reads only the digits,
+#: so a PC4 is scored exactly as any full postcode in it). Spacing anywhere between the parts, any
+#: case and an ``NL``/``NL-``/``NL `` country prefix are tolerated: ``1071 HN``, ``1071hn``,
+#: `` 1071  HN ``, ``NL-1071 HN`` and ``1071`` are postcodes; ``10111``, ``0123 AB``, ``abc`` and
+#: ``1071 HN extra`` are not. One regular expression in the syntax Python, ECMAScript and so JSON
+#: Schema and HTML share (no flags, no lookbehind, ASCII classes; ``-`` outside brackets, valid
+#: under the ``v`` flag browsers compile ``pattern`` with), anchored as JSON Schema needs it.
+#: ``postcode_digits`` matches it after dropping INVISIBLE characters, which no pattern can express.
+POSTCODE_PATTERN = r"^\s*(?:[Nn][Ll]\s*-?\s*)?([1-9][0-9]{3})\s*(?:[A-Za-z]{2})?\s*$"
+POSTCODE = re.compile(POSTCODE_PATTERN)
 
 
 def _yes_no(name: str, what: str) -> ListingField:
@@ -109,8 +120,11 @@ LISTING: tuple[ListingField, ...] = (
         required=False, max_length=500, example="Shower, Toilet, Lift",
     ),
     ListingField(
-        "zip", TEXT, "Dutch postcode; an unseen or blank district is unknown", required=False,
-        may_be_unknown=True, pattern=POSTCODE_PATTERN, max_length=7, example="1071 HN",
+        "zip", TEXT,
+        "Dutch postcode: 1234 AB, or its four digits (1000 to 9999) alone, also as a number; spacing, "
+        "case and an NL- prefix do not matter; a blank or unseen district is unknown, anything else is "
+        "rejected",
+        required=False, may_be_unknown=True, pattern=POSTCODE_PATTERN, example="1071 HN",
     ),
     ListingField(
         "neighborhood", TEXT, "neighborhood; an unseen or blank one is unknown", required=False,
@@ -166,6 +180,22 @@ def text_key(value: str) -> str:
     the same neighborhood.
     """
     return " ".join(value.translate(INVISIBLE).split()).casefold()
+
+
+def postcode_digits(value: object) -> int | None:
+    """The four digits of a Dutch postcode (POSTCODE_PATTERN): ``NL-1071 hn`` → 1071; else None.
+
+    INVISIBLE characters are dropped first (as ``text_key`` does). A number (a spreadsheet's or
+    Parquet's integer column, a JSON number) is read as the digits it shows: 1071 and 1071.0 are
+    1071; 1071.5, 10111 and 999 are not postcodes. None also for a blank or missing value: callers
+    that must tell blank (unknown) from wrong (rejected) check blankness first.
+    """
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
+        value = f"{value:g}" if np.isfinite(value) else ""
+    if not isinstance(value, str):
+        return None
+    match = POSTCODE.match(value.translate(INVISIBLE))
+    return int(match.group(1)) if match else None
 
 
 def repeated_name(names: Sequence[object]) -> tuple[str, list[str]] | None:
