@@ -44,6 +44,8 @@ class ListingField:
     ``whole``: a count or a year; a value with a fraction is rejected (and the form steps by 1).
     ``pattern``: a text value's whole form, a regular expression anchored with ``^…$`` in the syntax
     Python, JSON Schema and HTML share (published as is in the JSON Schema and the form).
+    ``number_range``: for a text field that may also come as a number (a JSON number, a Parquet
+    integer column), the whole numbers it accepts, published as the JSON Schema's bounds.
     """
 
     name: str
@@ -61,6 +63,7 @@ class ListingField:
     max_length: int | None = None
     whole: bool = False
     options: tuple[str, ...] = field(default=())
+    number_range: tuple[int, int] | None = None
 
 
 #: Energy labels from worst to best; the position is the ordinal value.
@@ -79,6 +82,8 @@ YES_NO_OPTIONS: tuple[str, ...] = ("yes", "no")
 #: ``postcode_digits`` matches it after dropping INVISIBLE characters, which no pattern can express.
 POSTCODE_PATTERN = r"^\s*(?:[Nn][Ll]\s*-?\s*)?([1-9][0-9]{3})\s*(?:[A-Za-z]{2})?\s*$"
 POSTCODE = re.compile(POSTCODE_PATTERN)
+#: The postcodes given as a number (``1071``): POSTCODE_PATTERN's four digits, as whole numbers.
+POSTCODE_NUMBERS = (1000, 9999)
 
 
 def _yes_no(name: str, what: str) -> ListingField:
@@ -124,7 +129,8 @@ LISTING: tuple[ListingField, ...] = (
         "Dutch postcode: 1234 AB, or its four digits (1000 to 9999) alone, also as a number; spacing, "
         "case and an NL- prefix do not matter; a blank or unseen district is unknown, anything else is "
         "rejected",
-        required=False, may_be_unknown=True, pattern=POSTCODE_PATTERN, example="1071 HN",
+        required=False, may_be_unknown=True, pattern=POSTCODE_PATTERN, number_range=POSTCODE_NUMBERS,
+        example="1071 HN",
     ),
     ListingField(
         "neighborhood", TEXT, "neighborhood; an unseen or blank one is unknown", required=False,
@@ -182,19 +188,26 @@ def text_key(value: str) -> str:
     return " ".join(value.translate(INVISIBLE).split()).casefold()
 
 
+def postcode_text(value: object) -> str | None:
+    """A zip value as the text it is read as; None for a value of another kind (a boolean, None).
+
+    A number (a spreadsheet's or Parquet's integer column, a JSON number) is the digits it shows:
+    1071 and 1071.0 are ``1071``, so a CSV and a JSON request with the same number read alike.
+    """
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
+        return f"{value:g}" if np.isfinite(value) else None
+    return value if isinstance(value, str) else None
+
+
 def postcode_digits(value: object) -> int | None:
     """The four digits of a Dutch postcode (POSTCODE_PATTERN): ``NL-1071 hn`` → 1071; else None.
 
-    INVISIBLE characters are dropped first (as ``text_key`` does). A number (a spreadsheet's or
-    Parquet's integer column, a JSON number) is read as the digits it shows: 1071 and 1071.0 are
-    1071; 1071.5, 10111 and 999 are not postcodes. None also for a blank or missing value: callers
-    that must tell blank (unknown) from wrong (rejected) check blankness first.
+    ``value`` is read as ``postcode_text``, INVISIBLE characters dropped (as ``text_key`` does):
+    1071 is 1071; 1071.5, 10111 and 999 are not postcodes. None also for a blank or missing value:
+    callers that must tell blank (unknown) from wrong (rejected) check blankness first.
     """
-    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
-        value = f"{value:g}" if np.isfinite(value) else ""
-    if not isinstance(value, str):
-        return None
-    match = POSTCODE.match(value.translate(INVISIBLE))
+    text = postcode_text(value)
+    match = POSTCODE.match(text.translate(INVISIBLE)) if text is not None else None
     return int(match.group(1)) if match else None
 
 

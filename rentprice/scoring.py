@@ -45,6 +45,7 @@ from rentprice.schema import (
     header_key,
     mask_implausible,
     postcode_digits,
+    postcode_text,
     require_columns,
     text_key,
 )
@@ -407,7 +408,8 @@ def _judge_zip(value: object) -> str | None:
     blank = _is_blank(value) or (isinstance(value, str) and not text_key(value))
     if blank or postcode_digits(value) is not None:
         return None
-    return f"{_shown(value)} is not a Dutch postcode (1234 AB or 1234, 1000 to 9999)"
+    shown = _shown(postcode_text(value) or value)  # a number as read: 10111 in JSON and in a CSV alike
+    return f"{shown} is not a Dutch postcode (1234 AB or 1234, 1000 to 9999)"
 
 
 def _plausible(pipeline: Pipeline) -> Mapping[str, list[float]]:
