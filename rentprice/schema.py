@@ -113,7 +113,8 @@ LISTING: tuple[ListingField, ...] = (
     _yes_no("furnished", "furniture"),
     _yes_no("garage", "a garage"),
     ListingField(
-        "garden", GARDEN, "'Not present' or 'Present (<m²> m²[, located on the <side>])'",
+        "garden", GARDEN,
+        "'Not present' or 'Present (<m²> m²[, located on the <side>])'; the unit also m2 or m^2",
         example="Present (47 m², located on the north)",
     ),
     ListingField(
