@@ -42,7 +42,7 @@ from rentprice.features import (
     neighborhood_key,
     yes_no,
 )
-from rentprice.schema import NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible
+from rentprice.schema import ENERGY_LABELS, NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible
 
 #: Quantiles whose values bound the bins of a number: deciles.
 QUANTILES = tuple(np.linspace(0.1, 0.9, 9).round(2))
@@ -69,7 +69,9 @@ def _yes_no_key(value: object) -> str | None:
 
 
 def _energy_key(value: object) -> str:
-    return value.strip().upper() if not np.isnan(energy_rank(value)) else "unknown"
+    """The label as ENERGY_LABELS spells it (``a +`` is ``A+``), ``unknown`` for none."""
+    rank = energy_rank(value)
+    return "unknown" if np.isnan(rank) else ENERGY_LABELS[int(rank)]
 
 
 def _location(key: Callable[[object], str]) -> Callable[[object], str | None]:

@@ -14,17 +14,32 @@ from sklearn.model_selection import KFold
 from sklearn.preprocessing import OrdinalEncoder, TargetEncoder
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from rentprice.schema import ENERGY_LABELS, NUMERIC_COLUMNS, YES_NO_COLUMNS, mask_implausible, text_key
+from rentprice.schema import (
+    ENERGY_LABELS,
+    NUMERIC_COLUMNS,
+    YES_NO_COLUMNS,
+    mask_implausible,
+    postcode_digits,
+    text_key,
+)
 
 GARDEN_ABSENT = "Not present"
-#: Matched against ``text_key`` of the garden text (trimmed, case folded).
-GARDEN_PATTERN = re.compile(r"^present \((\d+(?:\.\d+)?) ?m²(?:, located on the [a-z-]+)?\)$")
+#: Square metres as people write them (after ``text_key``, so in any case): m², m2 or m^2.
+SQUARE_METRES = r"m(?:²|2|\^2)"
+#: The source's garden text, matched against its ``text_key`` (trimmed, spaces collapsed, case
+#: folded): ``Present (47 m²[, located on the south-west])``, the unit spelled as SQUARE_METRES, a
+#: space optional around the brackets, the number and the comma, the side with a hyphen or a space.
+GARDEN_PATTERN = re.compile(
+    rf"^present ?\( ?([0-9]+(?:\.[0-9]+)?) ?{SQUARE_METRES}"
+    r"(?: ?, ?located on the [a-z]+(?:[- ][a-z]+)?)? ?\)$"
+)
 #: yes/no texts (as ``text_key``), and a storage type's booleans (Parquet, JSON) as the same answer.
 YES_NO = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
 ENERGY_RANK = {label.casefold(): float(rank) for rank, label in enumerate(ENERGY_LABELS)}
 #: How sources spell "no energy label" (as ``text_key``): scored as unknown.
 ENERGY_UNKNOWN = frozenset({"none", ""})
 FACILITIES_NONE = "none"
+FACILITY_SEPARATORS = re.compile(r"[,;]")
 #: The location key of a listing without a postcode or neighborhood.
 LOCATION_UNKNOWN = "unknown"
 #: Feature groups that params can switch on or off; the numeric columns are always used.
@@ -32,7 +47,10 @@ FEATURE_GROUPS: tuple[str, ...] = ("amenities", "garden", "energy", "facilities"
 
 
 def garden_area(text: object) -> float:
-    """Garden size in m²: ``Present (47 m², located on the north)`` → 47, ``Not present`` → 0, else NaN."""
+    """Garden size in m²: ``Present (47 m², located on the north)`` → 47, ``Not present`` → 0.
+
+    ``present (47m2)`` and ``Present (47 M^2)`` are 47 too (GARDEN_PATTERN); any other text is NaN.
+    """
     if not isinstance(text, str):
         return np.nan
     text = text_key(text)
@@ -50,28 +68,29 @@ def yes_no(value: object) -> float:
 
 
 def energy_rank(label: object) -> float:
-    """Ordinal energy label, G = 0 … A+++++ = 11; unknown or missing labels are NaN."""
-    return ENERGY_RANK.get(text_key(label), np.nan) if isinstance(label, str) else np.nan
+    """Ordinal energy label, G = 0 … A+++++ = 11; unknown or missing labels are NaN.
+
+    Compared as ``text_key`` without any spaces: ``a +`` and ``A+`` are one label.
+    """
+    return ENERGY_RANK.get(text_key(label).replace(" ", ""), np.nan) if isinstance(label, str) else np.nan
 
 
 def facility_list(text: object) -> list[str]:
-    """Split a comma-separated facilities text into its items (as ``text_key``); ``None`` means none."""
+    """Split a facilities text into its items (as ``text_key``); ``None`` means none.
+
+    Items are separated by commas, or by semicolons (a spreadsheet's list): read as one unseen item,
+    ``Shower; Lift`` would silently be scored as having no facilities.
+    """
     if not isinstance(text, str):
         return []
-    items = [text_key(item) for item in text.split(",")]
+    items = [text_key(item) for item in FACILITY_SEPARATORS.split(text)]
     return [item for item in items if item and item != FACILITIES_NONE]
 
 
 def postcode_number(zipcode: object) -> float:
-    """The four-digit part of a Dutch postcode (``1071 HN`` → 1071; a stored number 1071 too), else NaN."""
-    if isinstance(zipcode, int | float | np.integer | np.floating) and not isinstance(
-        zipcode, bool | np.bool_
-    ):
-        zipcode = f"{zipcode:g}" if np.isfinite(zipcode) else ""
-    if not isinstance(zipcode, str):
-        return np.nan
-    match = re.match(r"^\s*(\d{4})", zipcode)
-    return float(match.group(1)) if match else np.nan
+    """The four digits of a Dutch postcode (``schema.postcode_digits``: ``1071 HN`` → 1071), else NaN."""
+    digits = postcode_digits(zipcode)
+    return np.nan if digits is None else float(digits)
 
 
 def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, Sequence[Any]]:

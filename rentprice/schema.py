@@ -42,6 +42,10 @@ class ListingField:
     spellings accepted in input headers and JSON keys. ``model_input``: False for a field the
     model never reads (passed through untouched). ``example``: a typical value, for docs and forms.
     ``whole``: a count or a year; a value with a fraction is rejected (and the form steps by 1).
+    ``pattern``: a text value's whole form, a regular expression anchored with ``^…$`` in the syntax
+    Python, JSON Schema and HTML share (published as is in the JSON Schema and the form).
+    ``number_range``: for a text field that may also come as a number (a JSON number, a Parquet
+    integer column), the whole numbers it accepts, published as the JSON Schema's bounds.
     """
 
     name: str
@@ -59,6 +63,7 @@ class ListingField:
     max_length: int | None = None
     whole: bool = False
     options: tuple[str, ...] = field(default=())
+    number_range: tuple[int, int] | None = None
 
 
 #: Energy labels from worst to best; the position is the ordinal value.
@@ -66,8 +71,19 @@ ENERGY_LABELS: tuple[str, ...] = (
     "G", "F", "E", "D", "C", "B", "A", "A+", "A++", "A+++", "A++++", "A+++++",
 )  # fmt: skip
 YES_NO_OPTIONS: tuple[str, ...] = ("yes", "no")
-#: A Dutch postcode as the form asks for it (the model reads its four digits).
-POSTCODE_PATTERN = r"\s*[0-9]{4}\s?[A-Za-z]{2}\s*"
+#: A Dutch postcode (PostNL): four digits 1000 to 9999, then two letters; the letters may be left out
+#: (the postcode area, PC4, as Statistics Netherlands publishes it: the model reads only the digits,
+#: so a PC4 is scored exactly as any full postcode in it). Spacing anywhere between the parts, any
+#: case and an ``NL``/``NL-``/``NL `` country prefix are tolerated: ``1071 HN``, ``1071hn``,
+#: `` 1071  HN ``, ``NL-1071 HN`` and ``1071`` are postcodes; ``10111``, ``0123 AB``, ``abc`` and
+#: ``1071 HN extra`` are not. One regular expression in the syntax Python, ECMAScript and so JSON
+#: Schema and HTML share (no flags, no lookbehind, ASCII classes; ``-`` outside brackets, valid
+#: under the ``v`` flag browsers compile ``pattern`` with), anchored as JSON Schema needs it.
+#: ``postcode_digits`` matches it after dropping INVISIBLE characters, which no pattern can express.
+POSTCODE_PATTERN = r"^\s*(?:[Nn][Ll]\s*-?\s*)?([1-9][0-9]{3})\s*(?:[A-Za-z]{2})?\s*$"
+POSTCODE = re.compile(POSTCODE_PATTERN)
+#: The postcodes given as a number (``1071``): POSTCODE_PATTERN's four digits, as whole numbers.
+POSTCODE_NUMBERS = (1000, 9999)
 
 
 def _yes_no(name: str, what: str) -> ListingField:
@@ -97,7 +113,8 @@ LISTING: tuple[ListingField, ...] = (
     _yes_no("furnished", "furniture"),
     _yes_no("garage", "a garage"),
     ListingField(
-        "garden", GARDEN, "'Not present' or 'Present (<m²> m²[, located on the <side>])'",
+        "garden", GARDEN,
+        "'Not present' or 'Present (<m²> m²[, located on the <side>])'; the unit also m2 or m^2",
         example="Present (47 m², located on the north)",
     ),
     ListingField(
@@ -109,8 +126,12 @@ LISTING: tuple[ListingField, ...] = (
         required=False, max_length=500, example="Shower, Toilet, Lift",
     ),
     ListingField(
-        "zip", TEXT, "Dutch postcode; an unseen or blank district is unknown", required=False,
-        may_be_unknown=True, pattern=POSTCODE_PATTERN, max_length=7, example="1071 HN",
+        "zip", TEXT,
+        "Dutch postcode: 1234 AB, or its four digits (1000 to 9999) alone, also as a number; spacing, "
+        "case and an NL- prefix do not matter; a blank or unseen district is unknown, anything else is "
+        "rejected",
+        required=False, may_be_unknown=True, pattern=POSTCODE_PATTERN, number_range=POSTCODE_NUMBERS,
+        example="1071 HN",
     ),
     ListingField(
         "neighborhood", TEXT, "neighborhood; an unseen or blank one is unknown", required=False,
@@ -166,6 +187,29 @@ def text_key(value: str) -> str:
     the same neighborhood.
     """
     return " ".join(value.translate(INVISIBLE).split()).casefold()
+
+
+def postcode_text(value: object) -> str | None:
+    """A zip value as the text it is read as; None for a value of another kind (a boolean, None).
+
+    A number (a spreadsheet's or Parquet's integer column, a JSON number) is the digits it shows:
+    1071 and 1071.0 are ``1071``, so a CSV and a JSON request with the same number read alike.
+    """
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
+        return f"{value:g}" if np.isfinite(value) else None
+    return value if isinstance(value, str) else None
+
+
+def postcode_digits(value: object) -> int | None:
+    """The four digits of a Dutch postcode (POSTCODE_PATTERN): ``NL-1071 hn`` → 1071; else None.
+
+    ``value`` is read as ``postcode_text``, INVISIBLE characters dropped (as ``text_key`` does):
+    1071 is 1071; 1071.5, 10111 and 999 are not postcodes. None also for a blank or missing value:
+    callers that must tell blank (unknown) from wrong (rejected) check blankness first.
+    """
+    text = postcode_text(value)
+    match = POSTCODE.match(text.translate(INVISIBLE)) if text is not None else None
+    return int(match.group(1)) if match else None
 
 
 def repeated_name(names: Sequence[object]) -> tuple[str, list[str]] | None:

@@ -44,6 +44,8 @@ from rentprice.schema import (
     canonical_columns,
     header_key,
     mask_implausible,
+    postcode_digits,
+    postcode_text,
     require_columns,
     text_key,
 )
@@ -138,7 +140,7 @@ def contract_rejects(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``frame`` that break the listing contract's fixed rules, as ROW, FIELD, REASON.
 
     The rules of ``validate_listings`` that need no model: a required field missing, a number that
-    is not one or is below its minimum, a yes/no, garden or energy value that is not one. Rows are
+    is not one or is below its minimum, a yes/no, garden, energy or postcode value that is not one. Rows are
     numbered by position. The prepare stage drops these rows, so the model is trained only on
     listings it could score.
     """
@@ -178,6 +180,7 @@ def _judge(
         listings["garden"], partial(_judge_garden, ranges.get(GARDEN_M2)), object
     )
     reasons["energy"] = map_distinct(listings["energy"], _judge_energy, object)
+    reasons["zip"] = map_distinct(listings["zip"], _judge_zip, object)
 
     field = np.full(len(frame), None, dtype=object)
     reason = np.full(len(frame), None, dtype=object)
@@ -398,6 +401,15 @@ def _judge_energy(value: object) -> str | None:
     if _energy_unknown(value) or not np.isnan(energy_rank(value)):
         return None
     return f"{_shown(value)} is not an energy label (G to A+++++, or None)"
+
+
+def _judge_zip(value: object) -> str | None:
+    """None for a postcode or a blank (scored as unknown); else why ``value`` is not a postcode."""
+    blank = _is_blank(value) or (isinstance(value, str) and not text_key(value))
+    if blank or postcode_digits(value) is not None:
+        return None
+    shown = _shown(postcode_text(value) or value)  # a number as read: 10111 in JSON and in a CSV alike
+    return f"{shown} is not a Dutch postcode (1234 AB or 1234, 1000 to 9999)"
 
 
 def _plausible(pipeline: Pipeline) -> Mapping[str, list[float]]:

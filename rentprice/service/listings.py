@@ -111,6 +111,8 @@ def _schema_extra(spec: ListingField) -> dict[str, Any]:
         extra["enum"] = [*spec.options, None] if not spec.required else list(spec.options)
     if spec.pattern:
         extra["pattern"] = spec.pattern
+    if spec.number_range:  # JSON Schema applies these to numbers only, the pattern to strings only
+        extra |= {"minimum": spec.number_range[0], "maximum": spec.number_range[1], "multipleOf": 1}
     if spec.max_length:
         extra["maxLength"] = spec.max_length
     extra["x-required"] = spec.required

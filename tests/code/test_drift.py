@@ -217,3 +217,13 @@ def test_the_worst_feature_named_is_one_above_its_noise_floor(profile, source):
     worst = summary["features"][summary["max_psi_feature"]]
     assert summary["verdict"] == "drift alert" and summary["max_psi_feature"] == "balcony"
     assert worst["psi"] >= worst["psi_noise"] and summary["max_psi"] == worst["psi"]
+
+
+def test_spellings_of_one_energy_label_or_postcode_fall_in_one_bin():
+    """``a +`` is the label ``A+`` and ``NL-1071 hn`` the district 1071 for drift as for the model."""
+    frame = listings(*({"energy": "A+", "zip": "1071 HN"} for _ in range(10)))
+    profile = training_profile(frame, {})
+    spelled = listings({"energy": "a +", "zip": "NL-1071 hn"}, {"energy": "A\u200b+", "zip": "1071"})
+    counts = count_bins(spelled, profile)
+    assert counts["energy"].tolist() == count_bins(frame.head(2), profile)["energy"].tolist()
+    assert counts["district"].tolist() == count_bins(frame.head(2), profile)["district"].tolist()

@@ -39,13 +39,45 @@ ALL_GROUPS = {"amenities": True, "garden": True, "energy": True, "facilities": T
         ("Present (500 m², located on the west)", 500.0),
         ("Not present", 0.0),
         ("  Not present ", 0.0),
+        # square metres as people write them: m², m2, m^2, with or without a space, any case
+        ("Present (47 m2)", 47.0),
+        ("Present (47 m^2)", 47.0),
+        ("Present (47m²)", 47.0),
+        ("Present (47m2)", 47.0),
+        ("present (47 M2)", 47.0),
+        ("PRESENT (47 M^2, LOCATED ON THE NORTH)", 47.0),
+        ("Present (12.5 m2, located on the south-west)", 12.5),
+        ("Present (47 m2, located on the south west)", 47.0),
+        ("Present(47 m2)", 47.0),
+        ("Present ( 47 m2 , located on the north )", 47.0),
+        ("Present\u00a0(47\u200b m2)", 47.0),
     ],
 )
-def test_garden_area_parses_source_texts(text, expected):
+def test_garden_area_parses_source_texts_and_spellings_of_square_metres(text, expected):
     assert garden_area(text) == expected
 
 
-@pytest.mark.parametrize("text", ["Present", "Present (large)", "47", "", None, np.nan, 47])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Present",
+        "Present (large)",
+        "Present (47)",
+        "Present (47 sq m)",
+        "Present (47 m3)",
+        "Present (47 m 2)",
+        "Present (47 m²",
+        "Present (47 m²) extra",
+        "Present (47 m², located on the moon and back)",
+        "Present (-47 m²)",
+        "Present (47,5 m²)",
+        "47",
+        "",
+        None,
+        np.nan,
+        47,
+    ],
+)
 def test_garden_area_is_nan_for_unparseable_text(text):
     assert np.isnan(garden_area(text))
 
@@ -66,7 +98,7 @@ def test_energy_rank_orders_labels_from_g_to_a_plus():
     assert energy_rank(" a+ ") == energy_rank("A+")
 
 
-@pytest.mark.parametrize("label", ["None", "", "Z", None, np.nan])
+@pytest.mark.parametrize("label", ["None", "", "Z", "A-", "A1", "A +x", "A ++++++", None, np.nan])
 def test_energy_rank_unknown_is_nan(label):
     assert np.isnan(energy_rank(label))
 
@@ -112,10 +144,66 @@ def test_facilities_encoder_encodes_missing_and_repeated_texts():
     np.testing.assert_array_equal(scored, [[0, 1], [0, 0], [1, 1], [0, 1], [0, 0]])
 
 
-def test_postcode_number():
-    assert postcode_number("1071 HN") == 1071.0
-    assert np.isnan(postcode_number("HN 1071"))
-    assert np.isnan(postcode_number(None))
+@pytest.mark.parametrize(
+    ("zipcode", "expected"),
+    [
+        ("1071 HN", 1071.0),
+        ("1071HN", 1071.0),
+        ("1071hn", 1071.0),
+        (" 1071  HN ", 1071.0),
+        ("1071\u00a0HN", 1071.0),
+        ("\ufeff1071\u200bHN", 1071.0),
+        ("NL-1071 HN", 1071.0),
+        ("NL 1071 HN", 1071.0),
+        ("nl1071hn", 1071.0),
+        ("NL - 1071 HN", 1071.0),
+        ("1000 AA", 1000.0),
+        ("9999 ZZ", 9999.0),
+        ("1071", 1071.0),  # the postcode area alone (PC4): the model reads only these digits
+        (1071, 1071.0),
+        (1071.0, 1071.0),
+        (np.int64(1071), 1071.0),
+        # not postcodes: the first four digits of something else are not a district
+        ("10111", np.nan),
+        (10111, np.nan),
+        ("10111 AB", np.nan),
+        ("0123 AB", np.nan),
+        ("999", np.nan),
+        (1071.5, np.nan),
+        ("abc", np.nan),
+        ("HN 1071", np.nan),
+        ("1071 HN extra", np.nan),
+        ("1071 H", np.nan),
+        ("1071 HNX", np.nan),
+        ("10 71 HN", np.nan),
+        ("NL--1071 HN", np.nan),
+        ("BE-1071 HN", np.nan),
+        ("1071 ß", np.nan),  # casefolds to "ss", but is no postcode letter
+        ("\uff11\uff10\uff17\uff11 HN", np.nan),  # full-width digits
+        (True, np.nan),
+        (float("inf"), np.nan),
+        ("", np.nan),
+        (None, np.nan),
+        (np.nan, np.nan),
+    ],
+)
+def test_postcode_number_reads_dutch_postcodes_only(zipcode, expected):
+    number = postcode_number(zipcode)
+    assert (np.isnan(number) and np.isnan(expected)) or number == expected
+
+
+def test_spellings_of_one_postcode_are_one_district():
+    frame = pd.DataFrame({"zip": ["1071 HN", "NL-1071 hn", "1071", 1071, "10711"], "neighborhood": "x"})
+    assert location_keys(frame)[:, 0].tolist() == ["1071", "1071", "1071", "1071", "unknown"]
+
+
+@pytest.mark.parametrize("label", ["A +", "a+", " A+ ", "A\u00a0+", "a\u200b+"])
+def test_energy_labels_that_differ_only_in_spacing_or_case_are_one_label(label):
+    assert energy_rank(label) == energy_rank("A+")
+
+
+def test_facilities_may_be_separated_by_semicolons():
+    assert facility_list("Shower; Toilet;Lift") == facility_list("Shower, Toilet, Lift")
 
 
 def test_location_keys_fill_unknowns():

@@ -6,6 +6,7 @@ from rentprice.errors import DataError
 from rentprice.schema import (
     FEATURE_COLUMNS,
     MAY_BE_UNKNOWN,
+    POSTCODE_NUMBERS,
     SOURCE_COLUMNS,
     SOURCE_TABLE_COLUMNS,
     canonical_names,
@@ -13,6 +14,7 @@ from rentprice.schema import (
     count_implausible,
     mask_implausible,
     missing_columns,
+    postcode_digits,
     require_columns,
     text_key,
 )
@@ -104,3 +106,11 @@ def test_the_contract_derives_the_column_lists():
     assert "address" not in FEATURE_COLUMNS, "the model does not read the address"
     assert SOURCE_TABLE_COLUMNS[2] == "constraction_year" and SOURCE_COLUMNS[2] == "construction_year"
     assert set(MAY_BE_UNKNOWN) == {"construction_year", "energy", "zip", "neighborhood"}
+
+
+def test_the_postcode_numbers_are_the_patterns_four_digits():
+    """POSTCODE_NUMBERS (the JSON Schema's bounds for a number) and POSTCODE_PATTERN say one thing."""
+    low, high = POSTCODE_NUMBERS
+    for number in range(0, 100_000):
+        assert (postcode_digits(str(number)) == number) == (low <= number <= high), number
+        assert postcode_digits(number) == postcode_digits(str(number)), number

@@ -70,6 +70,18 @@ def test_valid_listings_are_scorable_and_typed(bundle):
         ({"garden": None}, "garden", "missing"),
         ({"energy": "Q"}, "energy", "'Q' is not an energy label"),
         ({"energy": "x" * 60}, "energy", "'" + "x" * 38 + "…"),
+        ({"garden": "Present (47 sq m)"}, "garden", "'Present (47 sq m)' is not a garden text like"),
+        ({"garden": "Present (47)"}, "garden", "'Present (47)' is not a garden text like"),
+        ({"zip": "10111"}, "zip", "'10111' is not a Dutch postcode (1234 AB or 1234, 1000 to 9999)"),
+        ({"zip": 10111}, "zip", "'10111' is not a Dutch postcode"),
+        ({"zip": 10111.0}, "zip", "'10111' is not a Dutch postcode"),
+        ({"zip": float("inf")}, "zip", "inf is not a Dutch postcode"),
+        ({"zip": "0123 AB"}, "zip", "'0123 AB' is not a Dutch postcode"),
+        ({"zip": "abc"}, "zip", "'abc' is not a Dutch postcode"),
+        ({"zip": "1071 HN extra"}, "zip", "'1071 HN extra' is not a Dutch postcode"),
+        ({"zip": "NL-10111"}, "zip", "'NL-10111' is not a Dutch postcode"),
+        ({"zip": "unknown"}, "zip", "'unknown' is not a Dutch postcode"),
+        ({"zip": True}, "zip", "True is not a Dutch postcode"),
     ],
 )
 def test_each_unscorable_value_is_rejected_with_field_and_reason(bundle, override, field, reason):
@@ -98,7 +110,9 @@ def test_a_row_is_rejected_once_for_its_first_bad_field_in_schema_order(bundle):
         ({"neighborhood": "Atlantis"}, "neighborhood", "neighborhood", "Atlantis"),
         ({"neighborhood": None}, "neighborhood", "neighborhood", np.nan),
         ({"zip": "9999 ZZ"}, "zip", "zip", "9999 ZZ"),
-        ({"zip": "unknown"}, "zip", "zip", "unknown"),
+        ({"zip": None}, "zip", "zip", np.nan),
+        ({"zip": ""}, "zip", "zip", ""),
+        ({"zip": " \u200b "}, "zip", "zip", " \u200b "),
     ],
 )
 def test_recoverable_values_are_scored_as_unknown_and_counted(bundle, override, field, column, scored_as):
@@ -292,6 +306,13 @@ def test_a_model_file_without_ranges_is_refused(bundle):
             "facilities": "shower,TOILET , lift",
         },
         {"energy": "a", "balcony": True, "storage": False},
+        {"zip": "NL-1071 HN"},
+        {"zip": " nl1071hn\u200b"},
+        {"zip": "1071"},
+        {"zip": 1071},
+        {"garden": "Present (47 m2, located on the north)"},
+        {"garden": "present (47m^2, located on the north)"},
+        {"facilities": "Shower; Toilet; Lift"},
     ],
 )
 def test_values_that_differ_only_in_spacing_or_case_get_the_same_rent(bundle, spelling):
@@ -299,6 +320,13 @@ def test_values_that_differ_only_in_spacing_or_case_get_the_same_rent(bundle, sp
     spelled = validate_listings(listings(spelling), bundle)
     assert spelled.rejects.empty
     assert spelled.treated_as_unknown == plain.treated_as_unknown
+    np.testing.assert_array_equal(score(bundle, spelled.scorable), score(bundle, plain.scorable))
+
+
+def test_an_energy_label_spelled_with_spaces_gets_the_labels_rent(bundle):
+    plain = validate_listings(listings({"energy": "A+"}), bundle)
+    spelled = validate_listings(listings({"energy": "a +"}), bundle)
+    assert spelled.rejects.empty
     np.testing.assert_array_equal(score(bundle, spelled.scorable), score(bundle, plain.scorable))
 
 

@@ -15,6 +15,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from werkzeug.serving import make_server
 
+from rentprice.schema import postcode_digits
 from rentprice.service.app import create_app
 from rentprice.service.probe import HOST, call
 from tests.support.service import LISTING, service_config
@@ -143,3 +144,28 @@ def test_the_servers_message_is_shown_next_to_the_field(browser, live_server):
     assert text_of(browser, "area-error") == "must be positive, got -5"
     assert browser.find_element(By.ID, "outcome").get_attribute("role") == "alert"
     assert browser.find_elements(By.ID, "predicted-rent") == []
+
+
+#: Postcodes as a user types them into the form (no invisible characters: no pattern can drop them).
+TYPED_POSTCODES = (
+    *("1071 HN", "1071hn", " 1071  HN ", "1071\u00a0HN", "NL-1071 HN", "nl 1071hn", "NL - 1071 HN"),
+    *("1071", "1000 AA", "9999 ZZ", "10111", "0123 AB", "999", "abc", "1071 HN extra", "1071 H"),
+    *("HN 1071", "NL--1071", "BE-1071 HN", "1071 \u00df", "\uff11\uff10\uff17\uff11 HN", "1071.5"),
+)
+
+
+def test_the_forms_and_the_json_schemas_postcode_pattern_agree_with_the_server(browser, live_server):
+    """The published patterns, run by Chromium's own regular expressions, accept what the server does."""
+    browser.get(f"http://{HOST}:{live_server}/")
+    zipcode = browser.find_element(By.NAME, "zip")
+    _, schema = call(live_server, "GET", "/api/v1/schema")
+    pattern = schema["properties"]["zip"]["pattern"]
+    for value in TYPED_POSTCODES:
+        in_form = browser.execute_script(
+            "arguments[0].value = arguments[1]; return !arguments[0].validity.patternMismatch", zipcode, value
+        )
+        # JSON Schema: an ECMA-262 regular expression, unanchored, with Unicode semantics
+        search = "return new RegExp(arguments[0], 'u').test(arguments[1])"
+        in_schema = browser.execute_script(search, pattern, value)
+        assert in_form == in_schema == (postcode_digits(value) is not None), value
+    assert zipcode.get_attribute("maxlength") is None, "spacing and an NL- prefix make any length too short"
