@@ -29,7 +29,7 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -60,7 +60,8 @@ from rentprice.batch import (
 )
 from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError, ModelError, RentpriceError
-from rentprice.logs import step
+from rentprice.io import made_folders
+from rentprice.logs import record_written, step
 from rentprice.model import load_model, predict_on_threads
 from rentprice.scoring import DVC_LOCK, load_scoring_model
 
@@ -78,6 +79,8 @@ WORKERS_TIMEOUT_S = 120
 #: complete. Readers (pyarrow, pandas, Dask, Spark) skip files whose name starts with ``_`` or ``.``.
 SUCCESS_MARKER = "_SUCCESS"
 GLOB_CHARS = frozenset("*?[")
+#: Suffix of a temporary prefix that holds, during a local commit, the data set being replaced.
+OLD = ".old"
 
 
 class ClusterError(RentpriceError):
@@ -166,7 +169,15 @@ def score_dataset(
         output_kind(output),
         output_kind(rejects),
     )
-    with connect(scheduler) as client, _removed_on_exit(out_fs, [outputs.scored, outputs.rejects]):
+    # local folders the outputs need are made here and removed again if the run fails or is stopped
+    local = isinstance(out_fs, LocalFileSystem)
+    folders = made_folders(Path(output_path), Path(rejects_path)) if local else nullcontext()
+    prefixes = [prefix + end for prefix in (outputs.scored, outputs.rejects) for end in ("", OLD)]
+    with (
+        folders,
+        connect(scheduler) as client,
+        _removed_on_exit(out_fs, prefixes),
+    ):
         with step("plan parts") as facts:
             layouts = _gather(
                 client, client.map(inspect_file, files, fs=in_fs, pure=False), "read the headers"
@@ -185,8 +196,16 @@ def score_dataset(
             raise DataError(f"{dataset}: empty data set ({len(files)} file(s), no rows)")
         check_reject_rate(dataset, totals.rows, totals.rejected_by_field, max_reject_rate)
         with step("commit"):
-            commit(out_fs, outputs.rejects, rejects_path)
-            commit(out_fs, outputs.scored, output_path)
+            for temporary, final, shown in (
+                (outputs.rejects, rejects_path, rejects),
+                (outputs.scored, output_path, output),
+            ):
+                try:
+                    commit(out_fs, temporary, final)
+                finally:  # stopped even mid-commit, a data set moved into place is complete: say so
+                    with suppress(OSError):
+                        if not out_fs.exists(temporary):
+                            record_written(shown)
     return totals
 
 
@@ -445,10 +464,15 @@ def commit(fs, temporary: str, final: str) -> None:
     object: SUCCESS_MARKER, written last, tells a complete data set from one cut short.
     """
     if isinstance(fs, LocalFileSystem):
-        old = f"{temporary}.old"
+        old = f"{temporary}{OLD}"
         if fs.exists(final):
             os.rename(final, old)
-        os.rename(temporary, final)
+        try:
+            os.rename(temporary, final)
+        except BaseException:  # stopped or failed between the two renames: the old data set goes back
+            if fs.exists(old):
+                os.rename(old, final)
+            raise
         if fs.exists(old):
             fs.rm(old, recursive=True)
     else:
