@@ -60,7 +60,7 @@ from rentprice.batch import (
 )
 from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError, ModelError, RentpriceError
-from rentprice.io import made_folders
+from rentprice.io import final_path, made_folders
 from rentprice.logs import record_written, step
 from rentprice.model import load_model, predict_on_threads
 from rentprice.scoring import DVC_LOCK, load_scoring_model
@@ -152,6 +152,8 @@ def score_dataset(
     files, in_fs = list_files(dataset)
     out_fs, output_path = fsspec.core.url_to_fs(str(output))
     rejects_fs, rejects_path = fsspec.core.url_to_fs(str(rejects))
+    if isinstance(out_fs, LocalFileSystem) and isinstance(rejects_fs, LocalFileSystem):
+        output_path, rejects_path = _final(output, output_path), _final(rejects, rejects_path)
     if rejects_fs.protocol != out_fs.protocol or rejects_path.rstrip("/") == output_path.rstrip("/"):
         raise DataError(f"{rejects}: rejects must be another path on the same storage as {output}")
     for name in (output, rejects):
@@ -394,10 +396,27 @@ def _shown(fs, dataset: str, path: str) -> str:
 
 
 def _is_inside(path: str, dataset: str) -> bool:
-    """Whether an output path is the data set or lies in it (the next run would read it as input)."""
-    target = fsspec.core.url_to_fs(str(path))[1].rstrip("/")
-    base = _base(fsspec.core.url_to_fs(dataset)[1]).rstrip("/")
+    """Whether an output path is the data set or lies in it (the next run would read it as input).
+
+    Local paths are compared with their symlinks resolved.
+    """
+    fs, target = fsspec.core.url_to_fs(str(path))
+    base = _base(fsspec.core.url_to_fs(dataset)[1])
+    if isinstance(fs, LocalFileSystem):
+        target, base = os.path.realpath(target), os.path.realpath(base or ".")
+    target, base = target.rstrip("/"), base.rstrip("/")
     return target == base or target.startswith(f"{base}/")
+
+
+def _final(shown: str, path: str) -> str:
+    """A local output's path, a symlink resolved (``io.final_path``): the link stays, its target is replaced.
+
+    A link into a folder that does not exist is a DataError naming ``shown``.
+    """
+    try:
+        return str(final_path(Path(path)))
+    except OSError as error:
+        raise DataError(f"{shown}: cannot write ({error.strerror})") from None
 
 
 def dataset_schemas(files: list[DataFile], layouts: list[FileLayout]) -> tuple[list[str], tuple]:

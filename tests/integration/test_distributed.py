@@ -449,6 +449,25 @@ def test_a_commit_stopped_between_its_renames_puts_the_old_data_set_back(tmp_pat
     assert sorted(path.name for path in tmp_path.iterdir()) == [".out.1234.tmp", "out"]
 
 
+def test_an_output_data_set_given_as_a_symlink_stays_a_link_to_the_new_data_set(
+    stage, model_file, client, workdir, capsys
+):
+    write_dataset(workdir / "parts")
+    (workdir / "real").mkdir()
+    (workdir / "real" / "previous.parquet").write_text("previous run")
+    (workdir / "out").symlink_to("real")
+    (workdir / "inside").symlink_to("parts")
+    code = run(stage, model_file, "parts", "inside", "--scheduler", client.scheduler.address)
+    errors = error_lines(capsys)
+    assert code == 2 and len(errors) == 1 and "inside: output must not be inside the input" in errors[0]
+    assert run(stage, model_file, "parts", "out", "--scheduler", client.scheduler.address) == 0
+    assert (workdir / "out").is_symlink() and (workdir / "out").resolve() == workdir / "real"
+    names = sorted(path.name for path in (workdir / "real").iterdir())
+    assert "previous.parquet" not in names and "_SUCCESS" in names
+    assert len(read_dataset(workdir / "out")) == 9
+    assert sorted(path.name for path in workdir.iterdir() if path.name.startswith(".")) == []
+
+
 def test_a_failed_job_removes_the_folders_it_made(stage, model_file, client, workdir, capsys):
     write_dataset(workdir / "parts", [("a.parquet", 2, {0: {"area": None}})])
     code = run(
