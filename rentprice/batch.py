@@ -583,7 +583,7 @@ def score_file(
     the input is streamed in chunks of ``chunk_rows``; ``progress`` is called with each chunk's row
     count. The files appear together or not at all (``output_files``). Raises DataError (bad input,
     a collision, a reject rate above ``max_reject_rate``, a file that cannot be written: e.g. a full
-    disk) or ModelError; in every case none of the files changes.
+    disk) or ModelError; in every case none of the files changes and no folder is left behind.
     """
     output, rejects = Path(output), Path(rejects)
     for path in (output, rejects):

@@ -140,12 +140,15 @@ def score_dataset(
     chunk_rows: int = CHUNK_ROWS,
     part_rows: int = PART_ROWS,
     lock: Path = DVC_LOCK,
+    drift: Path | None = None,
 ) -> Summary:
     """Score every row of ``dataset`` on the Dask cluster ``scheduler`` into two data sets, or write nothing.
 
     ``output`` and ``rejects`` become directories of part files (Parquet, or CSV when the path ends
     in ``.csv``), local or on S3, replacing what was there only once every part is scored and at
-    most ``max_reject_rate`` of all rows are rejected. Errors a user can cause are RentpriceErrors:
+    most ``max_reject_rate`` of all rows are rejected. ``drift``, the local file the caller writes
+    the drift summary to afterwards, is only checked: not in the input nor in an output data set.
+    Errors a user can cause are RentpriceErrors:
     DataError (input, output), ModelError (model file), ClusterError (scheduler, workers).
     Returns the counts of every part, drift included, as streaming ``score_file`` does.
     """
@@ -156,9 +159,11 @@ def score_dataset(
         output_path, rejects_path = _final(output, output_path), _final(rejects, rejects_path)
     if rejects_fs.protocol != out_fs.protocol or rejects_path.rstrip("/") == output_path.rstrip("/"):
         raise DataError(f"{rejects}: rejects must be another path on the same storage as {output}")
-    for name in (output, rejects):
+    for name in (output, rejects, *([] if drift is None else [str(drift)])):
         if _is_inside(name, dataset):
             raise DataError(f"{name}: output must not be inside the input data set {dataset}")
+    if drift is not None and any(_is_inside(str(drift), name) for name in (output, rejects)):
+        raise DataError(f"{drift}: --drift must not be inside the data set {output} or {rejects}")
     # the client verifies the model as the streaming stage does, so a bad file fails before any work
     model = load_scoring_model(model_path, lock)  # its md5 matches dvc.lock's, where that lists it
     model_bytes = Path(model_path).read_bytes()

@@ -345,6 +345,16 @@ def mixed_types(workdir):
             "out: rejects must be another path on the same storage as out",
         ),
         (
+            lambda workdir: write_dataset(workdir / "parts"),
+            ("--drift", "parts/a.parquet"),  # it would overwrite an input file
+            "parts/a.parquet: output must not be inside the input data set parts",
+        ),
+        (
+            lambda workdir: write_dataset(workdir / "parts"),
+            ("--drift", "out/drift.json"),
+            "out/drift.json: --drift must not be inside the data set out or out.rejects",
+        ),
+        (
             mixed_types,
             (),
             "parts/b.parquet: other column types (listing_id int64 not large_string) than parts/a.parquet",
