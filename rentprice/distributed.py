@@ -29,7 +29,7 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -176,12 +176,9 @@ def score_dataset(
         output_kind(output),
         output_kind(rejects),
     )
-    # local folders the outputs need are made here and removed again if the run fails or is stopped
-    local = isinstance(out_fs, LocalFileSystem)
-    folders = made_folders(Path(output_path), Path(rejects_path)) if local else nullcontext()
     prefixes = [prefix + end for prefix in (outputs.scored, outputs.rejects) for end in ("", OLD)]
     with (
-        folders,
+        _output_folders(out_fs, {output: output_path, rejects: rejects_path}),
         connect(scheduler) as client,
         _removed_on_exit(out_fs, prefixes),
     ):
@@ -514,6 +511,28 @@ def _temporary_prefix(path: str, token: str) -> str:
     """A hidden sibling of ``path`` for this run's parts."""
     parent, _, name = path.rstrip("/").rpartition("/")
     return f"{parent}/.{name}.{token}.tmp" if parent else f".{name}.{token}.tmp"
+
+
+@contextmanager
+def _output_folders(fs, paths: dict[str, str]) -> Iterator[None]:
+    """Make the missing local folders of ``paths`` (shown name: path); remove them if the block fails.
+
+    ``io.made_folders`` for a local filesystem (object storage has no folders); a folder that cannot
+    be made is a DataError naming the output.
+    """
+    if not isinstance(fs, LocalFileSystem):
+        yield
+        return
+    made = False
+    try:
+        with made_folders(*map(Path, paths.values())):
+            made = True
+            yield
+    except OSError as error:
+        if made:  # the block's own error
+            raise
+        shown = next((name for name, path in paths.items() if path == error.filename), error.filename)
+        raise DataError(f"{shown}: cannot write ({error.strerror})") from None
 
 
 @contextmanager

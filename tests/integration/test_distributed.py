@@ -478,6 +478,16 @@ def test_an_output_data_set_given_as_a_symlink_stays_a_link_to_the_new_data_set(
     assert sorted(path.name for path in workdir.iterdir() if path.name.startswith(".")) == []
 
 
+def test_an_output_under_a_file_is_one_line_exit_2(stage, model_file, workdir, capsys):
+    write_dataset(workdir / "parts")
+    (workdir / "file").write_text("")
+    code = run(stage, model_file, "parts", "new/out", "--rejects", "file/rejects", "--scheduler", "local:1")
+    errors = error_lines(capsys)
+    assert code == 2 and len(errors) == 1, errors
+    assert "file/rejects: cannot write (" in errors[0] and "is a file, not a folder" in errors[0]
+    assert leftovers(workdir) == ["file"]
+
+
 def test_a_failed_job_removes_the_folders_it_made(stage, model_file, client, workdir, capsys):
     write_dataset(workdir / "parts", [("a.parquet", 2, {0: {"area": None}})])
     code = run(
