@@ -9,8 +9,8 @@ themselves with the command, but dash keeps running as the parent, and a killed 
 shell alive. So when the parent is a shell, a daemon thread also watches the shell's parent and
 sends SIGTERM to this process once it is gone. ``rentprice.logs.run_stage`` turns that SIGTERM into
 one log line and exit code 143, and temporary files are removed (docs/storage.md, Interrupted runs).
-Ctrl-C before ``run_stage`` starts (during the imports) ends the stage with one line too, also
-when a stage script runs by hand (``python stages/predict.py …``).
+Ctrl-C or SIGTERM before ``run_stage`` starts (during the imports) ends the stage with one line
+too (exit code 130 or 143), also when a stage script runs by hand (``python stages/predict.py …``).
 """
 
 import os
@@ -74,12 +74,16 @@ def command_name(pid: int) -> str:
 
 
 def stopped_while_starting(signum: int, frame: object) -> None:
-    """A stage's SIGINT handler until ``rentprice.logs.run_stage`` takes over: one line, no traceback.
+    """A stage's SIGINT and SIGTERM handler until ``rentprice.logs.run_stage`` takes over: one line.
 
     Ctrl-C during the seconds of a stage's imports would print Python's traceback of whatever was
-    being imported; nothing has been written yet, so the process ends at once.
+    being imported, and SIGTERM would end it without a word; nothing has been written yet, so the
+    process ends at once, with exit code 128 + the signal (130, 143) as ``run_stage`` does.
     """
-    os.write(2, b"interrupted by SIGINT while starting: stopped; nothing written\n")
+    import signal
+
+    name = signal.Signals(signum).name
+    os.write(2, f"interrupted by {name} while starting: stopped; nothing written\n".encode())
     os._exit(128 + signum)
 
 
@@ -93,6 +97,7 @@ if os.environ.get("DVC_STAGE") or runs_a_stage_script():
     import signal
 
     signal.signal(signal.SIGINT, stopped_while_starting)
+    signal.signal(signal.SIGTERM, stopped_while_starting)
 
 if sys.platform == "linux" and os.environ.get("DVC_STAGE"):
     import ctypes

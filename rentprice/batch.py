@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from rentprice.drift import DEFAULT_THRESHOLDS, DriftMonitor
 from rentprice.errors import DataError
-from rentprice.io import atomic_path, json_text, new_temporary
-from rentprice.logs import stop_if_requested
+from rentprice.io import atomic_path, final_path, json_text, made_folders, new_temporary
+from rentprice.logs import record_written, stop_if_requested
 from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
 from rentprice.scoring import (
     DVC_LOCK,
@@ -473,21 +473,25 @@ def table_writer(path: Path, temporary: Path, schema: pa.Schema) -> Iterator[Cal
 def output_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
     """Temporary paths for ``paths`` (``io.new_temporary``); they replace their targets together.
 
-    The temporaries vanish on any exit Python sees. On success they are renamed into place one by
-    one; if a rename fails, the files already replaced are put back (their old contents held open,
-    never copied into the tree), or removed when there was none. Either every file is new or every
-    file is as before.
+    A path that is a symlink is written through: its target gets the new file, the link stays
+    (``io.final_path``). Folders the paths need are created, and removed again (only those, only
+    while empty) if the block fails (``io.made_folders``). The temporaries vanish on any exit
+    Python sees. On success they are renamed into place one by one; if a rename fails, the files
+    already replaced are put back (their old contents held open, never copied into the tree), or
+    removed when there was none. Either every file is new or every file is as before. Once all are
+    in place, ``rentprice.logs.record_written`` notes them for the stage's closing line.
     """
-    with ExitStack() as previous:
-        old = [previous.enter_context(open(path, "rb")) if path.is_file() else None for path in paths]
+    finals = [final_path(path) for path in paths]
+    with ExitStack() as previous, made_folders(*finals):
+        old = [previous.enter_context(open(path, "rb")) if path.is_file() else None for path in finals]
         temporaries: list[Path] = []
         try:
-            for path in paths:  # one by one, so a failure removes those already made
+            for path in finals:  # one by one, so a failure removes those already made
                 temporaries.append(new_temporary(path))
             yield tuple(temporaries)
             replaced: list[tuple[Path, IO[bytes] | None]] = []
             try:
-                for path, temporary, before in zip(paths, temporaries, old, strict=True):
+                for path, temporary, before in zip(finals, temporaries, old, strict=True):
                     os.replace(temporary, path)
                     replaced.append((path, before))
             except BaseException:
@@ -498,6 +502,7 @@ def output_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
         finally:
             for temporary in temporaries:
                 temporary.unlink(missing_ok=True)
+    record_written(*paths)
 
 
 def _restore(path: Path, old: IO[bytes] | None) -> None:
@@ -578,7 +583,7 @@ def score_file(
     the input is streamed in chunks of ``chunk_rows``; ``progress`` is called with each chunk's row
     count. The files appear together or not at all (``output_files``). Raises DataError (bad input,
     a collision, a reject rate above ``max_reject_rate``, a file that cannot be written: e.g. a full
-    disk) or ModelError; in every case none of the files changes.
+    disk) or ModelError; in every case none of the files changes and no folder is left behind.
     """
     output, rejects = Path(output), Path(rejects)
     for path in (output, rejects):

@@ -60,7 +60,8 @@ from rentprice.batch import (
 )
 from rentprice.drift import DriftMonitor
 from rentprice.errors import DataError, ModelError, RentpriceError
-from rentprice.logs import step
+from rentprice.io import final_path, made_folders
+from rentprice.logs import record_written, step
 from rentprice.model import load_model, predict_on_threads
 from rentprice.scoring import DVC_LOCK, load_scoring_model
 
@@ -78,6 +79,8 @@ WORKERS_TIMEOUT_S = 120
 #: complete. Readers (pyarrow, pandas, Dask, Spark) skip files whose name starts with ``_`` or ``.``.
 SUCCESS_MARKER = "_SUCCESS"
 GLOB_CHARS = frozenset("*?[")
+#: Suffix of a temporary prefix that holds, during a local commit, the data set being replaced.
+OLD = ".old"
 
 
 class ClusterError(RentpriceError):
@@ -137,23 +140,30 @@ def score_dataset(
     chunk_rows: int = CHUNK_ROWS,
     part_rows: int = PART_ROWS,
     lock: Path = DVC_LOCK,
+    drift: Path | None = None,
 ) -> Summary:
     """Score every row of ``dataset`` on the Dask cluster ``scheduler`` into two data sets, or write nothing.
 
     ``output`` and ``rejects`` become directories of part files (Parquet, or CSV when the path ends
     in ``.csv``), local or on S3, replacing what was there only once every part is scored and at
-    most ``max_reject_rate`` of all rows are rejected. Errors a user can cause are RentpriceErrors:
+    most ``max_reject_rate`` of all rows are rejected. ``drift``, the local file the caller writes
+    the drift summary to afterwards, is only checked: not in the input nor in an output data set.
+    Errors a user can cause are RentpriceErrors:
     DataError (input, output), ModelError (model file), ClusterError (scheduler, workers).
     Returns the counts of every part, drift included, as streaming ``score_file`` does.
     """
     files, in_fs = list_files(dataset)
     out_fs, output_path = fsspec.core.url_to_fs(str(output))
     rejects_fs, rejects_path = fsspec.core.url_to_fs(str(rejects))
+    if isinstance(out_fs, LocalFileSystem) and isinstance(rejects_fs, LocalFileSystem):
+        output_path, rejects_path = _final(output, output_path), _final(rejects, rejects_path)
     if rejects_fs.protocol != out_fs.protocol or rejects_path.rstrip("/") == output_path.rstrip("/"):
         raise DataError(f"{rejects}: rejects must be another path on the same storage as {output}")
-    for name in (output, rejects):
+    for name in (output, rejects, *([] if drift is None else [str(drift)])):
         if _is_inside(name, dataset):
             raise DataError(f"{name}: output must not be inside the input data set {dataset}")
+    if drift is not None and any(_is_inside(str(drift), name) for name in (output, rejects)):
+        raise DataError(f"{drift}: --drift must not be inside the data set {output} or {rejects}")
     # the client verifies the model as the streaming stage does, so a bad file fails before any work
     model = load_scoring_model(model_path, lock)  # its md5 matches dvc.lock's, where that lists it
     model_bytes = Path(model_path).read_bytes()
@@ -166,7 +176,12 @@ def score_dataset(
         output_kind(output),
         output_kind(rejects),
     )
-    with connect(scheduler) as client, _removed_on_exit(out_fs, [outputs.scored, outputs.rejects]):
+    prefixes = [prefix + end for prefix in (outputs.scored, outputs.rejects) for end in ("", OLD)]
+    with (
+        _output_folders(out_fs, {output: output_path, rejects: rejects_path}),
+        connect(scheduler) as client,
+        _removed_on_exit(out_fs, prefixes),
+    ):
         with step("plan parts") as facts:
             layouts = _gather(
                 client, client.map(inspect_file, files, fs=in_fs, pure=False), "read the headers"
@@ -185,8 +200,16 @@ def score_dataset(
             raise DataError(f"{dataset}: empty data set ({len(files)} file(s), no rows)")
         check_reject_rate(dataset, totals.rows, totals.rejected_by_field, max_reject_rate)
         with step("commit"):
-            commit(out_fs, outputs.rejects, rejects_path)
-            commit(out_fs, outputs.scored, output_path)
+            for temporary, final, shown in (
+                (outputs.rejects, rejects_path, rejects),
+                (outputs.scored, output_path, output),
+            ):
+                try:
+                    commit(out_fs, temporary, final)
+                finally:  # stopped even mid-commit, a data set moved into place is complete: say so
+                    with suppress(OSError):
+                        if not out_fs.exists(temporary):
+                            record_written(shown)
     return totals
 
 
@@ -375,10 +398,27 @@ def _shown(fs, dataset: str, path: str) -> str:
 
 
 def _is_inside(path: str, dataset: str) -> bool:
-    """Whether an output path is the data set or lies in it (the next run would read it as input)."""
-    target = fsspec.core.url_to_fs(str(path))[1].rstrip("/")
-    base = _base(fsspec.core.url_to_fs(dataset)[1]).rstrip("/")
+    """Whether an output path is the data set or lies in it (the next run would read it as input).
+
+    Local paths are compared with their symlinks resolved.
+    """
+    fs, target = fsspec.core.url_to_fs(str(path))
+    base = _base(fsspec.core.url_to_fs(dataset)[1])
+    if isinstance(fs, LocalFileSystem):
+        target, base = os.path.realpath(target), os.path.realpath(base or ".")
+    target, base = target.rstrip("/"), base.rstrip("/")
     return target == base or target.startswith(f"{base}/")
+
+
+def _final(shown: str, path: str) -> str:
+    """A local output's path, a symlink resolved (``io.final_path``): the link stays, its target is replaced.
+
+    A link into a folder that does not exist is a DataError naming ``shown``.
+    """
+    try:
+        return str(final_path(Path(path)))
+    except OSError as error:
+        raise DataError(f"{shown}: cannot write ({error.strerror})") from None
 
 
 def dataset_schemas(files: list[DataFile], layouts: list[FileLayout]) -> tuple[list[str], tuple]:
@@ -445,10 +485,15 @@ def commit(fs, temporary: str, final: str) -> None:
     object: SUCCESS_MARKER, written last, tells a complete data set from one cut short.
     """
     if isinstance(fs, LocalFileSystem):
-        old = f"{temporary}.old"
+        old = f"{temporary}{OLD}"
         if fs.exists(final):
             os.rename(final, old)
-        os.rename(temporary, final)
+        try:
+            os.rename(temporary, final)
+        except BaseException:  # stopped or failed between the two renames: the old data set goes back
+            if fs.exists(old):
+                os.rename(old, final)
+            raise
         if fs.exists(old):
             fs.rm(old, recursive=True)
     else:
@@ -466,6 +511,28 @@ def _temporary_prefix(path: str, token: str) -> str:
     """A hidden sibling of ``path`` for this run's parts."""
     parent, _, name = path.rstrip("/").rpartition("/")
     return f"{parent}/.{name}.{token}.tmp" if parent else f".{name}.{token}.tmp"
+
+
+@contextmanager
+def _output_folders(fs, paths: dict[str, str]) -> Iterator[None]:
+    """Make the missing local folders of ``paths`` (shown name: path); remove them if the block fails.
+
+    ``io.made_folders`` for a local filesystem (object storage has no folders); a folder that cannot
+    be made is a DataError naming the output.
+    """
+    if not isinstance(fs, LocalFileSystem):
+        yield
+        return
+    made = False
+    try:
+        with made_folders(*map(Path, paths.values())):
+            made = True
+            yield
+    except OSError as error:
+        if made:  # the block's own error
+            raise
+        shown = next((name for name, path in paths.items() if path == error.filename), error.filename)
+        raise DataError(f"{shown}: cannot write ({error.strerror})") from None
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import re
 import secrets
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pandas as pd
 from ruamel.yaml import YAML
 
 from rentprice.errors import DataError
+from rentprice.logs import record_written
 
 #: Rows fetched from the database at a time: the driver holds one chunk, never the whole table.
 SQL_CHUNK_ROWS = 50_000
@@ -258,16 +259,77 @@ _TEMPORARY = re.compile(r"\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path for ``path``; rename it into place only if the block succeeds.
 
+    The file lands in ``final_path(path)``: a symlink stays a link and its target gets the new
+    contents. Missing folders are created (``made_folders``) and removed again if the block fails.
     The temporary file comes from ``new_temporary``. It is removed when the block fails or the
     process is interrupted; a file a killed process left (its pid no longer runs) is removed by the
     next atomic write into the same directory.
     """
-    temporary = new_temporary(path)
+    final = final_path(path)
+    with made_folders(final):
+        temporary = new_temporary(final)
+        try:
+            yield temporary
+            os.replace(temporary, final)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+def final_path(path: Path) -> Path:
+    """The file a write to ``path`` replaces: ``path``, or for a symlink the file it points to.
+
+    Renaming a new file onto the link itself would turn the link into a regular file and leave its
+    target stale. A dangling link gets its target created, as a shell's ``>`` does, but only in a
+    folder that exists: a run does not make folders a link points into (FileNotFoundError naming
+    ``path``). Symlinked folders need nothing: a rename goes through them.
+    """
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    final = Path(os.path.realpath(path))
+    if not final.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"a symlink to {final}, whose folder does not exist", str(path))
+    return final
+
+
+@contextmanager
+def made_folders(*paths: Path) -> Iterator[list[Path]]:
+    """Create the missing folders ``paths`` go in; if the block fails, remove the ones made here.
+
+    Yields the folders created, outermost first. On any exit Python sees other than success (an
+    error, Ctrl-C, SIGTERM as ``rentprice.logs.Interrupted``) they are removed, deepest first and
+    only while empty: a folder that existed before, or that holds anything, stays. Raises OSError
+    naming the path when a folder cannot be made (a file where one should be, no permission).
+    """
+    created: list[Path] = []
     try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        for path in paths:
+            _make_folders(Path(path), created)
+        yield created
+    except BaseException:
+        for folder in reversed(created):
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _make_folders(path: Path, created: list[Path]) -> None:
+    """Make the missing folders above ``path``, outermost first, appending each to ``created``."""
+    missing = []
+    folder = path.parent
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if folder.is_dir():  # made meanwhile by another process: not ours to remove
+                continue
+            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is a file, not a folder", str(path)) from None
+        except OSError as error:
+            raise type(error)(error.errno, error.strerror, str(path)) from None
+        created.append(folder)
 
 
 def new_temporary(path: Path) -> Path:
@@ -275,14 +337,13 @@ def new_temporary(path: Path) -> Path:
 
     It is ``<repo>/.tmp/<name>.<pid>.<random>.tmp`` (beside the target, hidden, when the target is
     outside a DVC repository or on another filesystem), and the leftovers of killed writers there
-    are removed first. Raises OSError (its ``filename`` the target) when the target is a folder or
-    its folder cannot be written.
+    are removed first. The target's folder must exist (``made_folders``). Raises OSError (its
+    ``filename`` the target) when the target is a folder or its folder cannot be written.
     """
     path = Path(path)
     try:
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
-        path.parent.mkdir(parents=True, exist_ok=True)
         directory = temporary_dir(path)
         remove_leftovers(directory)
         prefix = "" if directory.name == TEMP_DIR else "."
@@ -328,9 +389,10 @@ def _running(pid: int) -> bool:
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` without its index, atomically."""
+    """Write ``frame`` without its index, atomically (noted by ``rentprice.logs.record_written``)."""
     with atomic_path(path) as temporary:
         frame.to_parquet(temporary, index=False)
+    record_written(path)
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -356,9 +418,10 @@ def read_yaml(path: Path) -> Any:
 
 
 def write_json(data: Any, path: Path) -> None:
-    """Write pretty, stable JSON with a trailing newline (``json_text``), atomically."""
+    """Write pretty, stable JSON (``json_text``), atomically (noted as ``write_parquet`` notes it)."""
     with atomic_path(path) as temporary:
         temporary.write_text(json_text(data), encoding="utf-8")
+    record_written(path)
 
 
 def json_text(data: Any) -> str:

@@ -53,6 +53,25 @@ class Interrupted(BaseException):
 requested_stops: list[int] = []
 
 
+#: The outputs this stage has put in place, complete (``record_written``): an interrupt after that
+#: must not claim that nothing was written.
+written: list[str] = []
+
+
+def record_written(*paths: object) -> None:
+    """Note outputs now complete in their final place, for ``run_stage``'s line on an interrupt."""
+    written.extend(str(path) for path in paths)
+
+
+def stopped_line(stage: str, signum: int) -> str:
+    """The one line of a stage a signal stopped: what it leaves (``written``), or that it leaves nothing."""
+    name = signal.Signals(signum).name
+    if not written:
+        return f"{stage} interrupted by {name}: stopped; no partial output left"
+    done = ", ".join(written)
+    return f"{stage} interrupted by {name}: stopped after writing {done} (complete); nothing partial left"
+
+
 def stop_if_requested() -> None:
     """Raise Interrupted if a SIGTERM arrived whose Interrupted may have been dropped."""
     if requested_stops:
@@ -78,6 +97,8 @@ def stopping_on_sigterm() -> Iterator[None]:
 
     requested_stops.clear()
     previous = signal.signal(signal.SIGTERM, terminate)
+    if previous is stopped_while_starting:  # the start-up's handler: started by now, so not again
+        previous = signal.SIG_DFL
     try:
         yield
     finally:
@@ -89,9 +110,11 @@ def run_stage(stage: str, body: Callable[[], None]) -> int:
     """Run a stage body with logging; user-fixable errors become one log line and exit code 2.
 
     Ctrl-C (SIGINT) and SIGTERM stop it with one log line and exit code 128 + the signal (130, 143),
-    as a shell reports a command a signal stopped; outputs are written atomically, so none is partial.
+    as a shell reports a command a signal stopped; outputs are written atomically, so none is partial,
+    and the line names those already complete (``record_written``), if any.
     """
     setup_logging(stage)
+    written.clear()
     main = threading.current_thread() is threading.main_thread()
     if main and signal.getsignal(signal.SIGINT) is stopped_while_starting:  # KeyboardInterrupt again
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -103,8 +126,6 @@ def run_stage(stage: str, body: Callable[[], None]) -> int:
         return 2
     except (KeyboardInterrupt, Interrupted) as stop:
         signum = getattr(stop, "signum", signal.SIGINT)
-        logger.error(
-            "{} interrupted by {}: stopped; no partial output left", stage, signal.Signals(signum).name
-        )
+        logger.error("{}", stopped_line(stage, signum))
         return 128 + signum
     return 0

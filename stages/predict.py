@@ -176,6 +176,7 @@ def predict_on_cluster(args: argparse.Namespace) -> None:
         args.max_reject_rate,
         args.chunk_rows,
         lock=args.lock,
+        drift=args.drift,
     )
     if args.drift is not None:
         try:

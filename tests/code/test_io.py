@@ -6,7 +6,17 @@ import stat
 import pytest
 
 from rentprice.errors import DataError
-from rentprice.io import atomic_path, file_md5, read_parquet, read_sql_chunks, read_sql_table, write_json
+from rentprice.io import (
+    atomic_path,
+    file_md5,
+    final_path,
+    made_folders,
+    read_parquet,
+    read_sql_chunks,
+    read_sql_table,
+    write_json,
+)
+from rentprice.logs import Interrupted
 from tests.support import listings
 
 
@@ -110,6 +120,70 @@ def test_atomic_path_replaces_existing_file(tmp_path):
     write_json({"b": 1, "a": 2}, target)
     assert target.read_text() == '{\n  "b": 1,\n  "a": 2\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("failed"), KeyboardInterrupt(), Interrupted(15)])
+def test_a_failed_write_removes_the_folders_it_made_and_only_those(tmp_path, stop):
+    (tmp_path / "kept").mkdir()
+    targets = [tmp_path / "new" / "deeper" / "out.csv", tmp_path / "kept" / "made" / "r.csv"]
+    with pytest.raises(type(stop)), made_folders(*targets) as created:
+        assert created == [tmp_path / "new", tmp_path / "new" / "deeper", tmp_path / "kept" / "made"]
+        raise stop
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["kept"]
+
+
+def test_a_made_folder_that_is_no_longer_empty_stays(tmp_path):
+    with pytest.raises(RuntimeError), made_folders(tmp_path / "new" / "out.csv"):
+        (tmp_path / "new" / "someone else's").write_text("x")
+        raise RuntimeError
+    assert [path.name for path in (tmp_path / "new").iterdir()] == ["someone else's"]
+
+
+def test_made_folders_stay_when_the_write_succeeds(tmp_path):
+    write_json({"a": 1}, tmp_path / "new" / "deeper" / "out.json")
+    assert (tmp_path / "new" / "deeper" / "out.json").is_file()
+
+
+def test_a_file_where_a_folder_should_be_is_an_error_naming_the_path(tmp_path):
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" / "sub" / "out.json"
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder") as failure:
+        write_json({}, target)
+    assert failure.value.filename == str(target)
+    assert [path.name for path in tmp_path.iterdir()] == ["file"]
+
+
+def test_an_atomic_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "summary.json"
+    target.write_text("stale")
+    link = tmp_path / "summary.json"
+    link.symlink_to(target)
+    write_json({"a": 1}, link)
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["real", "summary.json", "summary.json"]
+
+
+def test_a_dangling_symlink_gets_its_target_only_in_a_folder_that_exists(tmp_path):
+    link = tmp_path / "out.json"
+    link.symlink_to("made.json")
+    write_json({}, link)
+    assert link.is_symlink() and (tmp_path / "made.json").read_text() == "{}\n"
+    into_nowhere = tmp_path / "other.json"
+    into_nowhere.symlink_to(tmp_path / "nowhere" / "other.json")
+    with pytest.raises(FileNotFoundError, match="whose folder does not exist") as failure:
+        write_json({}, into_nowhere)
+    assert failure.value.filename == str(into_nowhere)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_the_final_path_of_a_chain_of_links_is_the_last_target(tmp_path):
+    (tmp_path / "c").write_text("")
+    (tmp_path / "b").symlink_to("c")
+    (tmp_path / "a").symlink_to("b")
+    assert final_path(tmp_path / "a") == tmp_path / "c"
+    assert final_path(tmp_path / "c") == tmp_path / "c"
 
 
 def test_read_parquet_errors_name_the_file(tmp_path):

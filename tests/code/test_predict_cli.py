@@ -29,7 +29,7 @@ from rentprice.io import file_md5, read_yaml
 from rentprice.model import load_model
 from rentprice.scoring import score, validate_listings
 from tests.code.scoring_fixtures import save_tiny_model
-from tests.support import REPO_ROOT, handles_sigterm, listings, load_module
+from tests.support import REPO_ROOT, listings, load_module, stage_started
 
 BAD_ROWS = {1: {"area": None}, 3: {"balcony": "maybe"}, 4: {"garden": "huge"}, 6: {"area": "12a"}}
 
@@ -212,6 +212,83 @@ def test_too_many_rejects_fail_the_run_without_output(stage, model_file, workdir
     assert len(errors) == 1
     assert "4 of 8 rows rejected (50.0% > --max-reject-rate 0.4), most often area=2" in errors[0]
     assert leftovers(workdir) == []
+
+
+def with_a_line_of_extra_fields(workdir):
+    """A CSV whose 6th row has a field too many: the run fails mid-way, after chunks were written."""
+    source = write(batch(), workdir / "in.csv")
+    lines = source.read_text().splitlines()
+    lines[6] += ",extra"
+    source.write_text("\n".join(lines) + "\n")
+    return source
+
+
+def interrupted_mid_run(monkeypatch):
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_module, "scored_table", stop)
+
+
+@pytest.mark.parametrize(
+    ("fail", "extra", "code", "message"),
+    [
+        (lambda workdir, patch: None, ["--max-reject-rate", "0.4"], 2, "4 of 8 rows rejected"),
+        (lambda workdir, patch: with_a_line_of_extra_fields(workdir), [], 2, "in.csv: not a readable CSV"),
+        (lambda workdir, patch: interrupted_mid_run(patch), [], 130, "no partial output left"),
+    ],
+)
+def test_a_failed_run_removes_the_folders_it_made_for_its_outputs(
+    stage, model_file, workdir, capsys, monkeypatch, fail, extra, code, message
+):
+    write(batch(), workdir / "in.csv")
+    fail(workdir, monkeypatch)
+    (workdir / "kept").mkdir()
+    paths = ["--rejects", "kept/new/rejects.parquet", "--drift", "drift/of/run.json", "--chunk-rows", "2"]
+    assert run(stage, model_file, workdir / "in.csv", "new/deeper/out.csv", *paths, *extra) == code
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert sorted(path.name for path in workdir.iterdir()) == ["in.csv", "kept", "logs"]
+    assert list((workdir / "kept").iterdir()) == []
+
+
+def test_outputs_given_as_symlinks_are_written_through_and_stay_links(stage, model_file, workdir):
+    source = write(batch(), workdir / "in.csv")
+    (workdir / "real").mkdir()
+    for name in ("out.csv", "rejects.csv"):
+        (workdir / "real" / name).write_text("stale\n")
+        (workdir / name).symlink_to(Path("real") / name)
+    assert run(stage, model_file, source, "out.csv", "--rejects", "rejects.csv") == 0
+    assert (workdir / "out.csv").is_symlink() and (workdir / "rejects.csv").is_symlink()
+    assert len(read(workdir / "real" / "out.csv")) == 4 and len(read(workdir / "real" / "rejects.csv")) == 4
+    assert sorted(path.name for path in (workdir / "real").iterdir()) == ["out.csv", "rejects.csv"]
+
+
+def test_a_symlink_to_the_input_is_still_refused(stage, model_file, workdir, capsys):
+    source = write(batch(), workdir / "in.csv")
+    before = source.read_bytes()
+    (workdir / "out.csv").symlink_to("in.csv")
+    assert run(stage, model_file, source, "out.csv") == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "--output is the same file as --input" in errors[0]
+    assert source.read_bytes() == before and (workdir / "out.csv").is_symlink()
+
+
+def test_a_stop_after_the_outputs_are_in_place_names_them(stage, model_file, workdir, capsys, monkeypatch):
+    source = write(batch(), workdir / "in.csv")
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "report", stop)
+    assert run(stage, model_file, source, "out.csv") == 130
+    errors = error_lines(capsys)
+    assert len(errors) == 1, errors
+    assert errors[0].endswith(
+        "predict interrupted by SIGINT: stopped after writing out.csv, out.csv.rejects.csv, "
+        "out.csv.drift.json (complete); nothing partial left"
+    )
+    assert len(read(workdir / "out.csv")) == 4
 
 
 @pytest.mark.parametrize(
@@ -607,29 +684,35 @@ def test_an_output_in_a_folder_that_cannot_exist_is_one_line_exit_2(stage, model
 
 
 @pytest.mark.slow
-def test_sigterm_mid_run_is_one_line_and_leaves_no_temporary_file(model_file, workdir):
+def test_sigterm_mid_run_is_one_line_and_leaves_no_temporary_file_nor_folder(model_file, workdir):
     command = [sys.executable, str(REPO_ROOT / "stages" / "predict.py"), "--model", str(model_file)]
-    command += ["--input", "in.csv", "--output", "out.csv", "--chunk-rows", "1", "--lock", "none.lock"]
+    command += ["--input", "in.csv", "--output", "new/deeper/out.csv", "--chunk-rows", "1"]
+    command += ["--lock", "none.lock"]
     listings(*({"area": 40.0 + i % 100} for i in range(5000))).to_csv(workdir / "in.csv", index=False)
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(command, cwd=workdir, stderr=subprocess.PIPE, env=environment)
     deadline = time.monotonic() + 120
-    while not [path for path in workdir.iterdir() if path.name.endswith(".tmp")]:
+    while not list(workdir.rglob("*.tmp")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1].decode()
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM
     errors = [line for line in err.decode().splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "interrupted" in errors[0] and "Traceback" not in err.decode()
+    assert len(errors) == 1 and "interrupted by SIGTERM: stopped; no partial output left" in errors[0]
+    assert "Traceback" not in err.decode()
     assert sorted(path.name for path in workdir.iterdir() if path.name != "logs") == ["in.csv"]
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_the_script_imports_is_one_line(model_file, workdir):
-    """Run by hand, not by DVC: Ctrl-C in the seconds of imports before run_stage prints no traceback."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_script_imports_is_one_line(model_file, workdir, signum):
+    """Run by hand, not by DVC: Ctrl-C or `kill` in the seconds of imports before run_stage.
+
+    Ctrl-C would print a traceback, SIGTERM nothing at all; either is one line and exit 128 + signal.
+    """
     command = [sys.executable, str(REPO_ROOT / "stages" / "predict.py"), "--model", str(model_file)]
-    command += ["--input", "in.csv", "--output", "out.csv", "--lock", "none.lock"]
+    command += ["--input", "in.csv", "--output", "new/out.csv", "--lock", "none.lock"]
     listings({"area": 50.0}).to_csv(workdir / "in.csv", index=False)
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     environment.pop("DVC_STAGE", None)
@@ -637,11 +720,15 @@ def test_ctrl_c_while_the_script_imports_is_one_line(model_file, workdir):
         command, cwd=workdir, stderr=subprocess.PIPE, env=environment, start_new_session=True
     )
     time.sleep(0.5)  # past the interpreter's own start, inside the seconds of imports
-    assert not handles_sigterm(process.pid), "past its imports: the machine is too slow for this test"
-    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it
+    assert not stage_started(process.pid), "past its imports: the machine is too slow for this test"
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signum)  # as a terminal sends it
+    else:
+        process.send_signal(signum)  # as `kill PID` does
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGINT
-    assert err.decode().strip() == "interrupted by SIGINT while starting: stopped; nothing written"
+    assert process.returncode == 128 + signum
+    name = signal.Signals(signum).name
+    assert err.decode().strip() == f"interrupted by {name} while starting: stopped; nothing written"
     assert sorted(path.name for path in workdir.iterdir()) == ["in.csv"]
 
 

@@ -345,6 +345,16 @@ def mixed_types(workdir):
             "out: rejects must be another path on the same storage as out",
         ),
         (
+            lambda workdir: write_dataset(workdir / "parts"),
+            ("--drift", "parts/a.parquet"),  # it would overwrite an input file
+            "parts/a.parquet: output must not be inside the input data set parts",
+        ),
+        (
+            lambda workdir: write_dataset(workdir / "parts"),
+            ("--drift", "out/drift.json"),
+            "out/drift.json: --drift must not be inside the data set out or out.rejects",
+        ),
+        (
             mixed_types,
             (),
             "parts/b.parquet: other column types (listing_id int64 not large_string) than parts/a.parquet",
@@ -377,6 +387,118 @@ def test_a_bad_data_set_is_one_line_exit_2_and_nothing_written(
     errors = error_lines(capsys)
     assert code == 2
     assert len(errors) == 1 and message in errors[0], errors
+    assert leftovers(workdir) == []
+
+
+def stop_after_commits(monkeypatch, count: int) -> None:
+    """Ctrl-C right after the ``count``-th data set is committed (0: before any, as the job ends)."""
+    commits = []
+    real_commit = distributed_module.commit
+
+    def commit(*args):
+        real_commit(*args)
+        commits.append(args)
+        if len(commits) == count:
+            raise KeyboardInterrupt
+
+    def check_reject_rate(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed_module, "commit", commit)
+    if count == 0:
+        monkeypatch.setattr(distributed_module, "check_reject_rate", check_reject_rate)
+
+
+@pytest.mark.parametrize(
+    ("commits", "line", "left"),
+    [
+        (0, "stopped; no partial output left", []),
+        (1, "stopped after writing new/deeper/out.rejects (complete); nothing partial left", ["out.rejects"]),
+        (
+            2,
+            "stopped after writing new/deeper/out.rejects, new/deeper/out (complete); nothing partial left",
+            ["out", "out.rejects"],
+        ),
+    ],
+)
+def test_ctrl_c_in_any_phase_says_truly_what_it_leaves(
+    stage, model_file, client, workdir, capsys, monkeypatch, commits, line, left
+):
+    """Folders made for the outputs go with a stopped job; data sets committed before the stop stay."""
+    write_dataset(workdir / "parts")
+    stop_after_commits(monkeypatch, commits)
+    code = run(stage, model_file, "parts", "new/deeper/out", "--scheduler", client.scheduler.address)
+    errors = error_lines(capsys)
+    assert code == 130
+    assert len(errors) == 1 and errors[0].endswith(f"predict interrupted by SIGINT: {line}"), errors
+    if not left:
+        assert leftovers(workdir) == []
+    else:
+        assert sorted(path.name for path in (workdir / "new" / "deeper").iterdir()) == left
+
+
+def test_a_commit_stopped_between_its_renames_puts_the_old_data_set_back(tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "part-0.parquet").write_text("previous run")
+    (tmp_path / ".out.1234.tmp").mkdir()
+    renames = []
+    real_rename = os.rename
+
+    def rename(source, target):
+        renames.append(target)
+        if len(renames) == 2:  # the new data set into place: stopped there
+            raise KeyboardInterrupt
+        real_rename(source, target)
+
+    monkeypatch.setattr(distributed_module.os, "rename", rename)
+    fs = distributed_module.fsspec.filesystem("file")
+    with pytest.raises(KeyboardInterrupt):
+        distributed_module.commit(fs, str(tmp_path / ".out.1234.tmp"), str(tmp_path / "out"))
+    assert renames == [str(tmp_path / name) for name in (".out.1234.tmp.old", "out", "out")]
+    assert (tmp_path / "out" / "part-0.parquet").read_text() == "previous run"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".out.1234.tmp", "out"]
+
+
+def test_an_output_data_set_given_as_a_symlink_stays_a_link_to_the_new_data_set(
+    stage, model_file, client, workdir, capsys
+):
+    write_dataset(workdir / "parts")
+    (workdir / "real").mkdir()
+    (workdir / "real" / "previous.parquet").write_text("previous run")
+    (workdir / "out").symlink_to("real")
+    (workdir / "inside").symlink_to("parts")
+    code = run(stage, model_file, "parts", "inside", "--scheduler", client.scheduler.address)
+    errors = error_lines(capsys)
+    assert code == 2 and len(errors) == 1 and "inside: output must not be inside the input" in errors[0]
+    assert run(stage, model_file, "parts", "out", "--scheduler", client.scheduler.address) == 0
+    assert (workdir / "out").is_symlink() and (workdir / "out").resolve() == workdir / "real"
+    names = sorted(path.name for path in (workdir / "real").iterdir())
+    assert "previous.parquet" not in names and "_SUCCESS" in names
+    assert len(read_dataset(workdir / "out")) == 9
+    assert sorted(path.name for path in workdir.iterdir() if path.name.startswith(".")) == []
+
+
+def test_an_output_under_a_file_is_one_line_exit_2(stage, model_file, workdir, capsys):
+    write_dataset(workdir / "parts")
+    (workdir / "file").write_text("")
+    code = run(stage, model_file, "parts", "new/out", "--rejects", "file/rejects", "--scheduler", "local:1")
+    errors = error_lines(capsys)
+    assert code == 2 and len(errors) == 1, errors
+    assert "file/rejects: cannot write (" in errors[0] and "is a file, not a folder" in errors[0]
+    assert leftovers(workdir) == ["file"]
+
+
+def test_a_failed_job_removes_the_folders_it_made(stage, model_file, client, workdir, capsys):
+    write_dataset(workdir / "parts", [("a.parquet", 2, {0: {"area": None}})])
+    code = run(
+        stage,
+        model_file,
+        "parts",
+        "new/deeper/out",
+        *("--rejects", "other/rejects", "--scheduler", client.scheduler.address, "--max-reject-rate", "0.4"),
+    )
+    errors = error_lines(capsys)
+    assert code == 2 and len(errors) == 1 and "1 of 2 rows rejected" in errors[0], errors
     assert leftovers(workdir) == []
 
 

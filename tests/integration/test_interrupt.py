@@ -19,7 +19,7 @@ import pytest
 from rentprice import command_name, parent_pid
 from rentprice.io import TEMP_DIR, file_md5
 from tests.integration.params_support import get_param, set_params
-from tests.support import handles_sigterm, run, start, tool_env
+from tests.support import run, stage_started, start, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
         pid = wait_for(lambda: stage_process(repo, "stages/train.py"), "the train stage to start")
         # dash stays between dvc and the stage (the watcher's case); bash replaces itself with it
         assert command_name(parent_pid(pid)) == ("dash" if shell.endswith("dash") else "dvc")
-        wait_for(lambda: handles_sigterm(pid), "the train stage to set up its signals")
+        wait_for(lambda: stage_started(pid), "the train stage to set up its signals")
         time.sleep(0.5)  # into the work
         if stop == "ctrl-c":
             os.killpg(dvc.pid, signal.SIGINT)
@@ -103,9 +103,7 @@ def test_ctrl_c_while_a_stage_starts_is_one_line_and_dvc_repro_restores_its_metr
         # past the interpreter's own start (~0.1 s, before any line of the script can run) and well
         # inside the seconds of imports that follow `import rentprice`, before run_stage
         time.sleep(0.5)
-        assert not handles_sigterm(pid), (
-            "the stage got past its imports: the machine is too slow for this test"
-        )
+        assert not stage_started(pid), "the stage got past its imports: the machine is too slow for this test"
         os.killpg(dvc.pid, signal.SIGINT)  # as a terminal sends it, while the stage imports
         assert dvc.wait(timeout=60) != 0
     finally:

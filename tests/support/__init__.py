@@ -6,10 +6,10 @@ as a plugin, so importing it as a module as well would load it twice).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -150,11 +150,23 @@ def make_project_copy(destination: Path) -> Path:
     return repo
 
 
-def handles_sigterm(pid: int) -> bool:
-    """Whether the process has installed its SIGTERM handler (SigCgt in /proc/PID/status)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
-    return bool(caught & (1 << (signal.SIGTERM - 1)))
+def stage_started(pid: int) -> bool:
+    """Whether a stage process is past its imports: ``run_stage`` holds its ``logs/<stage>.log`` open.
+
+    Before that, from ``import rentprice`` on, Ctrl-C and SIGTERM end it through
+    ``rentprice.stopped_while_starting`` (so its signal mask cannot tell the two phases apart).
+    False once the process is gone.
+    """
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(descriptor)
+            if target.endswith(".log") and Path(target).parent.name == "logs":
+                return True
+    return False
 
 
 def load_module(path: str) -> ModuleType:
