@@ -281,12 +281,16 @@ def final_path(path: Path) -> Path:
     Renaming a new file onto the link itself would turn the link into a regular file and leave its
     target stale. A dangling link gets its target created, as a shell's ``>`` does, but only in a
     folder that exists: a run does not make folders a link points into (FileNotFoundError naming
-    ``path``). Symlinked folders need nothing: a rename goes through them.
+    ``path``). A link to a read-only file (no write bit for anyone) is replaced itself, as DVC replaces
+    its outputs: with ``cache.type`` symlink, DVC links an output to its read-only cache file, which
+    must never change. Symlinked folders need nothing: a rename goes through them.
     """
     path = Path(path)
     if not path.is_symlink():
         return path
     final = Path(os.path.realpath(path))
+    if final.is_file() and not final.stat().st_mode & 0o222:
+        return path
     if not final.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, f"a symlink to {final}, whose folder does not exist", str(path))
     return final

@@ -165,6 +165,19 @@ def test_an_atomic_write_through_a_symlink_replaces_its_target_and_keeps_the_lin
     assert sorted(path.name for path in tmp_path.rglob("*")) == ["real", "summary.json", "summary.json"]
 
 
+def test_a_link_to_a_read_only_file_is_replaced_not_written_through(tmp_path):
+    """With DVC's cache.type symlink an output links to its read-only cache file: never change that."""
+    cache = tmp_path / "cache" / "ab" / "cdef"
+    cache.parent.mkdir(parents=True)
+    cache.write_text("cached")
+    cache.chmod(0o444)
+    link = tmp_path / "summary.json"
+    link.symlink_to(cache)
+    write_json({"a": 1}, link)
+    assert cache.read_text() == "cached"
+    assert not link.is_symlink() and link.read_text() == '{\n  "a": 1\n}\n'
+
+
 def test_a_dangling_symlink_gets_its_target_only_in_a_folder_that_exists(tmp_path):
     link = tmp_path / "out.json"
     link.symlink_to("made.json")
