@@ -72,6 +72,12 @@ CSV_END = "rentprice:end-of-input"
 #: fields than the header): JSON ``[[position in the chunk, first missing field, reason], ...]``.
 #: ``validate_chunk`` rejects them for that reason.
 UNREAD_ROWS = b"rentprice.unread_rows"
+#: The type of every CSV column: text as written (large_string, as pandas' text columns convert to,
+#: so outputs keep the types they had when pandas read the CSV).
+TEXT = pa.large_string()
+#: Bytes of CSV rows with fewer fields than the header held while no row of the header's length
+#: comes (pyarrow hands over only rows that fit): beyond it the run fails rather than fill memory.
+HELD_SHORT_BYTES = 32 << 20
 
 
 @dataclass
@@ -225,17 +231,21 @@ def _csv_chunks(handle: IO[bytes], label: str, chunk_rows: int) -> Iterator[pa.T
             "(a spreadsheet's export?): save it as comma-separated CSV"
         )
     rows = CsvRows(names, label)
-    batches = pa_csv.open_csv(
-        _Ended(handle, f"\n{rows.end_line}\n".encode()),
-        # serial: pyarrow numbers the rows it cannot read only when it parses one block at a time
-        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=rows.invalid),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-        ),
-    )
-    empty = pa.schema([pa.field(name, pa.string()) for name in names]).empty_table()
-    yield from _rechunked(rows.pieces(batches), chunk_rows, empty)
+    empty = pa.schema([pa.field(name, TEXT) for name in names]).empty_table()
+    try:
+        batches = pa_csv.open_csv(
+            _Ended(handle, f"\n{rows.end_line}\n".encode()),
+            # serial: pyarrow numbers the rows it cannot read only when it parses one block at a time
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=rows.invalid),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, TEXT), strings_can_be_null=False
+            ),
+        )
+        yield from _rechunked(rows.pieces(batches), chunk_rows, empty)
+    except pa.ArrowInvalid:
+        rows.check_held()
+        raise
 
 
 class _Ended:
@@ -272,6 +282,7 @@ class CsvRows:
         self.names, self.label = names, label
         self.end_line = ",".join([CSV_END] * (len(names) + 1))  # one field too many: reported to `invalid`
         self.short: list[tuple[int, str]] = []  # (row, text), a heap
+        self.held = 0  # characters of text in `short`
         self.long: list[tuple[int, int, str]] = []  # (row, fields, text)
 
     def invalid(self, row: pa_csv.InvalidRow) -> str:
@@ -279,7 +290,10 @@ class CsvRows:
         if row.number is None:  # not known where it is (a threaded read): fail with pyarrow's message
             return "error"
         if row.actual_columns < row.expected_columns:
+            if self.held > HELD_SHORT_BYTES:  # stop the read (`check_held` says why)
+                return "error"
             heapq.heappush(self.short, (row.number - 1, row.text))
+            self.held += len(row.text)
         else:
             self.long.append((row.number - 1, row.actual_columns, row.text))
         return "skip"
@@ -316,6 +330,7 @@ class CsvRows:
         unread: list[Unread] = []
         while self.short and self.short[0][0] == row + len(unread):
             number, text = heapq.heappop(self.short)
+            self.held -= len(text)
             try:
                 given = next(csv.reader(io.StringIO(text, newline="")), [])[: len(self.names) - 1]
             except csv.Error as error:  # e.g. a field over csv.field_size_limit(): many lines in one
@@ -324,7 +339,16 @@ class CsvRows:
                 column.append(value)
             reason = f"has {len(given)} of {len(self.names)} fields (a truncated or mis-quoted line?)"
             unread.append(Unread(number, self.names[len(given)], reason))
-        return pa.table([pa.array(column, pa.string()) for column in columns], names=self.names), unread
+        return pa.table([pa.array(column, TEXT) for column in columns], names=self.names), unread
+
+    def check_held(self) -> None:
+        """A DataError when ``invalid`` stopped the read: too many short rows and none that fits."""
+        if self.held > HELD_SHORT_BYTES:
+            raise DataError(
+                f"{self.label}: not a readable CSV file (the {len(self.short):,} rows from row "
+                f"{self.short[0][0]} on have fewer fields than the header's {len(self.names)}: does the "
+                "header name columns the rows have no value for?)"
+            )
 
     def _check_long(self) -> None:
         """A DataError naming the first row with more fields than the header, the end line aside."""

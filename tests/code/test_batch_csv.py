@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
+from rentprice import batch as batch_module
 from rentprice.batch import check_chunk, output_schemas, read_chunks, unread_rows
 from rentprice.errors import DataError
 from rentprice.model import load_model
@@ -167,3 +168,15 @@ def test_the_stage_puts_every_csv_row_in_exactly_one_of_scored_and_rejects(tmp_p
         ["3", "bedrooms", SHORT.format(5, 19)],
         ["8", "construction_year", SHORT.format(3, 19)],
     ]
+
+
+def test_short_rows_without_end_fail_the_run_before_they_fill_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(batch_module, "HELD_SHORT_BYTES", 1000)
+    path = write(tmp_path, "id,a,b\n" + "".join(f"{row},{row}\n" for row in range(2000)) + "0,1,2\n")
+    with pytest.raises(
+        DataError, match=r"in.csv: not a readable CSV file \(the \d+ rows from row 0 on have fewer"
+    ):
+        read_all(path, 100)
+    monkeypatch.setattr(batch_module, "HELD_SHORT_BYTES", 1 << 20)
+    rows, unread = read_all(path, 100)
+    assert len(rows) == 2001 and [entry[0] for entry in unread] == list(range(2000))
