@@ -9,20 +9,22 @@ Every input row ends in exactly one of the two outputs, or the run fails with on
 from __future__ import annotations
 
 import csv
+import heapq
 import io
+import json
 import os
 import stat
 import sys
-import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, zip_longest
 from pathlib import Path
 from time import perf_counter
-from typing import IO, Any
+from typing import IO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +46,7 @@ from rentprice.scoring import (
     PREDICTION,
     REASON,
     ROW,
+    ValidationResult,
     load_scoring_model,
     score,
     validate_listings,
@@ -63,6 +66,18 @@ PROGRESS_SECONDS = 30
 #: default can be (``x.parquet`` gets ``x.parquet.rejects.csv``).
 REJECTS_SUFFIX = ".rejects.csv"
 SEPARATORS_HINTED = (";", "\t", "|")
+#: The value of the line the CSV reader appends to every input (``CsvRows``); no listing holds it.
+CSV_END = "rentprice:end-of-input"
+#: Schema metadata of a chunk listing its rows the reader could not read (a CSV row with fewer
+#: fields than the header): JSON ``[[position in the chunk, first missing field, reason], ...]``.
+#: ``validate_chunk`` rejects them for that reason.
+UNREAD_ROWS = b"rentprice.unread_rows"
+#: The type of every CSV column: text as written (large_string, as pandas' text columns convert to,
+#: so outputs keep the types they had when pandas read the CSV).
+TEXT = pa.large_string()
+#: Bytes of CSV rows with fewer fields than the header held while no row of the header's length
+#: comes (pyarrow hands over only rows that fit): beyond it the run fails rather than fill memory.
+HELD_SHORT_BYTES = 32 << 20
 
 
 @dataclass
@@ -215,29 +230,217 @@ def _csv_chunks(handle: IO[bytes], label: str, chunk_rows: int) -> Iterator[pa.T
             f"{label}: the header holds {separator!r} but no comma; the file seems {separator!r}-separated "
             "(a spreadsheet's export?): save it as comma-separated CSV"
         )
-    reader = pd.read_csv(
-        handle,
-        header=None,
-        names=names,
-        dtype=str,
-        keep_default_na=False,
-        index_col=False,
-        chunksize=chunk_rows,
-        encoding="utf-8",
+    rows = CsvRows(names, label)
+    empty = pa.schema([pa.field(name, TEXT) for name in names]).empty_table()
+    try:
+        batches = pa_csv.open_csv(
+            _Ended(handle, f"\n{rows.end_line}\n".encode()),
+            # serial: pyarrow numbers the rows it cannot read only when it parses one block at a time
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=rows.invalid),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, TEXT), strings_can_be_null=False
+            ),
+        )
+        yield from _rechunked(rows.pieces(batches), chunk_rows, empty)
+    except pa.ArrowInvalid:
+        rows.check_held()
+        raise
+
+
+class _Ended:
+    """A binary stream that reads ``handle`` to its end, then ``ending`` (a file object for pyarrow).
+
+    ``read(size)`` returns ``size`` bytes unless the ending is used up: a shorter read means the end.
+    """
+
+    def __init__(self, handle: IO[bytes], ending: bytes) -> None:
+        self.handle, self.ending, self.closed = handle, ending, False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        if size < 0 or len(data) < size:
+            more = self.ending if size < 0 else self.ending[: size - len(data)]
+            self.ending = self.ending[len(more) :]
+            data += more
+        return data
+
+
+class CsvRows:
+    """Every data row of a CSV body in file order, the rows that do not fit the header included.
+
+    pyarrow's CSV reader leaves a row out of its batches when its field count differs from the
+    header's and reports it to ``invalid`` with its number. ``pieces`` puts each row with fewer fields
+    (a truncated or mis-quoted line) back in its place, to be rejected (``UNREAD_ROWS``), so the rows
+    after it keep their numbers. A row with more fields is a DataError: which field is which would
+    be a guess. The reader appends ``end_line`` to the input; that it reads it as a last row of its
+    own proves the input did not end inside a quoted value (an opening quote never closed, which
+    would have read the rest of the file as one value).
+    """
+
+    def __init__(self, names: list[str], label: str) -> None:
+        self.names, self.label = names, label
+        self.end_line = ",".join([CSV_END] * (len(names) + 1))  # one field too many: reported to `invalid`
+        self.short: list[tuple[int, str]] = []  # (row, text), a heap
+        self.held = 0  # characters of text in `short`
+        self.long: list[tuple[int, int, str]] = []  # (row, fields, text)
+
+    def invalid(self, row: pa_csv.InvalidRow) -> str:
+        """The ``invalid_row_handler`` of pyarrow's reader: record the row (0-based data row), skip it."""
+        if row.number is None:  # not known where it is (a threaded read): fail with pyarrow's message
+            return "error"
+        if row.actual_columns < row.expected_columns:
+            if self.held > HELD_SHORT_BYTES:  # stop the read (`check_held` says why)
+                return "error"
+            heapq.heappush(self.short, (row.number - 1, row.text))
+            self.held += len(row.text)
+        else:
+            self.long.append((row.number - 1, row.actual_columns, row.text))
+        return "skip"
+
+    def pieces(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.Table, list[Unread]]]:
+        """The rows in order: runs of rows read, and runs of short rows with why each is unread."""
+        row = 0  # the data row the next piece starts at
+        for batch in batches:
+            self._check_long()
+            start = 0
+            while True:
+                if self.short and self.short[0][0] == row:
+                    table, unread = self._short_rows(row)
+                    yield table, unread
+                    row += table.num_rows
+                    continue
+                if start == batch.num_rows:
+                    break
+                size = batch.num_rows - start
+                if self.short:
+                    size = min(size, self.short[0][0] - row)
+                yield pa.Table.from_batches([batch.slice(start, size)]), []
+                start, row = start + size, row + size
+        if self.short and self.short[0][0] == row:  # short rows at the end: a file cut off
+            table, unread = self._short_rows(row)
+            yield table, unread
+            row += table.num_rows
+        self._check_long()
+        self._check_end(row)
+
+    def _short_rows(self, row: int) -> tuple[pa.Table, list[Unread]]:
+        """The short rows known from ``row`` on, without a gap, as one table: their fields, then nulls."""
+        columns: list[list[str | None]] = [[] for _ in self.names]
+        unread: list[Unread] = []
+        while self.short and self.short[0][0] == row + len(unread):
+            number, text = heapq.heappop(self.short)
+            self.held -= len(text)
+            try:
+                given = next(csv.reader(io.StringIO(text, newline="")), [])[: len(self.names) - 1]
+            except csv.Error as error:  # e.g. a field over csv.field_size_limit(): many lines in one
+                raise DataError(f"{self.label}: not a readable CSV file (row {number}: {error})") from None
+            for column, value in zip_longest(columns, given):
+                column.append(value)
+            reason = f"has {len(given)} of {len(self.names)} fields (a truncated or mis-quoted line?)"
+            unread.append(Unread(number, self.names[len(given)], reason))
+        return pa.table([pa.array(column, TEXT) for column in columns], names=self.names), unread
+
+    def check_held(self) -> None:
+        """A DataError when ``invalid`` stopped the read: too many short rows and none that fits."""
+        if self.held > HELD_SHORT_BYTES:
+            raise DataError(
+                f"{self.label}: not a readable CSV file (the {len(self.short):,} rows from row "
+                f"{self.short[0][0]} on have fewer fields than the header's {len(self.names)}: does the "
+                "header name columns the rows have no value for?)"
+            )
+
+    def _check_long(self) -> None:
+        """A DataError naming the first row with more fields than the header, the end line aside."""
+        for number, fields, text in self.long:
+            if text != self.end_line:
+                raise DataError(
+                    f"{self.label}: not a readable CSV file (row {number} has {fields} fields, the header "
+                    f"{len(self.names)}: a stray comma, or a quote not closed?)"
+                )
+
+    def _check_end(self, rows: int) -> None:
+        """A DataError unless the end line was read as the row after the ``rows`` data rows."""
+        if self.long != [(rows, len(self.names) + 1, self.end_line)]:
+            raise DataError(
+                f"{self.label}: not a readable CSV file (row {rows - 1} opens a quoted value that is not "
+                "closed before the end of the file: a stray quote, or the file cut off?)"
+            )
+        if self.short:  # pyarrow numbered a row out of order: its place is not known
+            raise DataError(f"{self.label}: not a readable CSV file (row {self.short[0][0]} out of order)")
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A row the reader could not split into the header's fields: its number, first field missing, why."""
+
+    row: int
+    field: str
+    reason: str
+
+
+def _rechunked(
+    pieces: Iterable[tuple[pa.Table, list[Unread]]], rows: int, empty: pa.Table
+) -> Iterator[pa.Table]:
+    """``pieces`` (tables, their unread rows) as tables of ``rows`` rows; ``empty`` when there are none.
+
+    The last table may be shorter. Each table lists its unread rows in its ``UNREAD_ROWS`` metadata.
+    """
+    held: list[pa.Table] = []
+    unread: deque[Unread] = deque()
+    first, count = 0, 0  # the data row the held rows start at, and how many there are
+    for table, reasons in pieces:
+        unread.extend(reasons)
+        held.append(table)
+        count += table.num_rows
+        while count >= rows:
+            whole = pa.concat_tables(held)
+            yield _with_unread(whole.slice(0, rows), _unread_before(unread, first, first + rows))
+            held, first, count = [whole.slice(rows)], first + rows, count - rows
+    if count or not first:
+        yield _with_unread(
+            pa.concat_tables(held) if count else empty, _unread_before(unread, first, first + count)
+        )
+
+
+def _unread_before(unread: deque[Unread], first: int, end: int) -> list[tuple[int, str, str]]:
+    """Take the unread rows before row ``end`` off ``unread``, numbered from row ``first``."""
+    taken = []
+    while unread and unread[0].row < end:
+        entry = unread.popleft()
+        taken.append((entry.row - first, entry.field, entry.reason))
+    return taken
+
+
+def _with_unread(table: pa.Table, unread: list[tuple[int, str, str]]) -> pa.Table:
+    return table.replace_schema_metadata({UNREAD_ROWS: json.dumps(unread)}) if unread else table
+
+
+def unread_rows(table: pa.Table, first_row: int = 0) -> pd.DataFrame:
+    """The rows of a chunk its reader could not read (``UNREAD_ROWS``) as ROW, FIELD, REASON.
+
+    ROW counts from ``first_row``, as ``validate_listings`` numbers rows.
+    """
+    unread = json.loads((table.schema.metadata or {}).get(UNREAD_ROWS, b"[]"))
+    frame = pd.DataFrame(unread, columns=[ROW, FIELD, REASON]).astype(
+        {ROW: "int64", FIELD: "str", REASON: "str"}
     )
-    first = True
-    while (chunk := next_csv_chunk(reader)) is not None or first:
-        if chunk is None:  # a header without rows
-            chunk = pd.DataFrame({name: pd.Series(dtype=str) for name in names})
-        first = False
-        yield pa.Table.from_pandas(chunk, preserve_index=False)
+    return frame.assign(**{ROW: frame[ROW] + first_row})
 
 
-def next_csv_chunk(reader: Any) -> pd.DataFrame | None:
-    """The next chunk of a pandas CSV reader, None at the end; a line with extra fields is an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.errors.ParserWarning)
-        return next(reader, None)
+def validate_chunk(model: dict, table: pa.Table, first_row: int) -> ValidationResult:
+    """``validate_listings`` of one chunk, its unread rows (``unread_rows``) rejected as the reader said."""
+    unread = unread_rows(table, first_row)
+    if unread.empty:
+        return validate_listings(listing_frame(table, first_row), model, first_row)
+    rows = np.setdiff1d(np.arange(first_row, first_row + table.num_rows), unread[ROW])
+    result = validate_listings(listing_frame(table.take(rows - first_row), first_row), model)
+    rejects = pd.concat([result.rejects.assign(**{ROW: rows[result.rejects[ROW]]}), unread])
+    return ValidationResult(
+        result.scorable.set_axis(rows[result.scorable.index]),
+        rejects.sort_values(ROW, kind="stable", ignore_index=True),
+        result.treated_as_unknown,
+    )
 
 
 def count_rows(source: str) -> int | None:
@@ -388,7 +591,7 @@ def check_chunk(
 
     ``drift``, when given, counts the scorable listings (as validated) into its bins.
     """
-    result = validate_listings(listing_frame(table, first_row), model, first_row)
+    result = validate_chunk(model, table, first_row)
     if drift is not None:
         drift.update(result.scorable)
     passed = table.select(passthrough)

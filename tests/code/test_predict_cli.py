@@ -328,12 +328,9 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(stage, model_file, workdi
     [
         (None, "in.csv", "in.csv: file not found"),
         ("", "in.csv", "in.csv: not a readable CSV file"),
-        ("a,b\n1,2,3,4\n", "in.csv", "in.csv: not a readable CSV file (Length of header"),
-        (
-            "a,b\n1,2\n1,2,3\n",
-            "in.csv",
-            "in.csv: not a readable CSV file (Error tokenizing data. C error: Expected 2",
-        ),
+        ("a,b\n1,2,3,4\n", "in.csv", "in.csv: not a readable CSV file (row 0 has 4 fields, the header 2"),
+        ("a,b\n1,2\n1,2,3\n", "in.csv", "in.csv: not a readable CSV file (row 1 has 3 fields, the header 2"),
+        ('a,b\n1,"2\n3,4\n', "in.csv", "in.csv: not a readable CSV file (row 0 opens a quoted value"),
         ("not parquet", "in.parquet", "in.parquet: not a readable PARQUET file"),
         ("a,b\r1,2\r", "in.csv", "in.csv: not a readable CSV file (its lines end in a lone carriage return"),
         ("a,b\n", "in.txt", "in.txt: input must be a .csv or .parquet file"),
