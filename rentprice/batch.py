@@ -35,7 +35,14 @@ from tqdm import tqdm
 
 from rentprice.drift import DEFAULT_THRESHOLDS, DriftMonitor
 from rentprice.errors import DataError
-from rentprice.io import atomic_path, final_path, json_text, made_folders, new_temporary
+from rentprice.io import (
+    atomic_path,
+    final_path,
+    json_text,
+    made_folders,
+    new_temporary,
+    remove_own_temporaries,
+)
 from rentprice.logs import record_written, stop_if_requested
 from rentprice.schema import FEATURE_COLUMNS, FIELDS, NUMBER, TARGET, canonical_names, missing_columns
 from rentprice.scoring import (
@@ -702,9 +709,9 @@ def output_files(*paths: Path) -> Iterator[tuple[Path, ...]]:
                     with suppress(OSError):  # put back as many as can be; the first error is raised
                         _restore(path, before)
                 raise
-        finally:
-            for temporary in temporaries:
-                temporary.unlink(missing_ok=True)
+        finally:  # by name: an interrupt may land after a temporary is made and before it is noted
+            for path in finals:
+                remove_own_temporaries(path)
     record_written(*paths)
 
 

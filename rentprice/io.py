@@ -262,17 +262,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     The file lands in ``final_path(path)``: a symlink stays a link and its target gets the new
     contents. Missing folders are created (``made_folders``) and removed again if the block fails.
     The temporary file comes from ``new_temporary``. It is removed when the block fails or the
-    process is interrupted; a file a killed process left (its pid no longer runs) is removed by the
-    next atomic write into the same directory.
+    process is interrupted (``remove_own_temporaries``, so also when the interrupt lands between
+    its creation and this function noting it); a file a killed process left (its pid no longer
+    runs) is removed by the next atomic write into the same directory.
     """
     final = final_path(path)
     with made_folders(final):
-        temporary = new_temporary(final)
         try:
+            temporary = new_temporary(final)
             yield temporary
             os.replace(temporary, final)
         finally:
-            temporary.unlink(missing_ok=True)
+            remove_own_temporaries(final)
 
 
 def final_path(path: Path) -> Path:
@@ -358,6 +359,29 @@ def new_temporary(path: Path) -> Path:
     except OSError as error:  # named by the target, not by a temporary the user never asked for
         raise type(error)(error.errno, error.strerror, str(path)) from None
     return temporary
+
+
+def remove_own_temporaries(path: Path) -> None:
+    """Remove the temporaries this process made for ``path`` (``new_temporary``) that are still there.
+
+    Found by name (target name, this pid), not by a caller's note of them: a Ctrl-C or SIGTERM can
+    land after ``new_temporary`` created a file and before its caller noted the path. Any error is
+    ignored: this runs while another error or an interrupt is under way.
+    """
+    path = Path(path)
+    with suppress(OSError):
+        directory = temporary_dir(path)
+        prefix = "" if directory.name == TEMP_DIR else "."
+        start = f"{prefix}{path.name}."
+        for candidate in directory.iterdir():
+            match = _TEMPORARY.search(candidate.name)
+            if (
+                match
+                and int(match["pid"]) == os.getpid()
+                and candidate.name.startswith(start)
+                and len(candidate.name) == len(start) + len(match[0]) - 1
+            ):
+                candidate.unlink(missing_ok=True)
 
 
 def temporary_dir(path: Path) -> Path:

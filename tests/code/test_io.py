@@ -5,15 +5,20 @@ import stat
 
 import pytest
 
+from rentprice import batch as batch_module
+from rentprice import io as io_module
+from rentprice.batch import output_files
 from rentprice.errors import DataError
 from rentprice.io import (
     atomic_path,
     file_md5,
     final_path,
     made_folders,
+    new_temporary,
     read_parquet,
     read_sql_chunks,
     read_sql_table,
+    remove_own_temporaries,
     write_json,
 )
 from rentprice.logs import Interrupted
@@ -130,6 +135,34 @@ def test_a_failed_write_removes_the_folders_it_made_and_only_those(tmp_path, sto
         assert created == [tmp_path / "new", tmp_path / "new" / "deeper", tmp_path / "kept" / "made"]
         raise stop
     assert sorted(path.name for path in tmp_path.rglob("*")) == ["kept"]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), Interrupted(15)])
+def test_an_interrupt_after_a_temporary_is_made_and_before_it_is_noted_leaves_nothing(
+    tmp_path, monkeypatch, stop
+):
+    """The SIGTERM lands as new_temporary returns: the file exists, the caller never held its path."""
+    made = new_temporary
+
+    def made_then_stopped(path):
+        made(path)
+        raise stop
+
+    monkeypatch.setattr(io_module, "new_temporary", made_then_stopped)
+    monkeypatch.setattr(batch_module, "new_temporary", made_then_stopped)
+    with pytest.raises(type(stop)):
+        write_json({}, tmp_path / "new" / "out.json")
+    with pytest.raises(type(stop)), output_files(tmp_path / "a" / "out.csv", tmp_path / "b" / "r.csv"):
+        pass
+    assert list(tmp_path.rglob("*")) == []
+    monkeypatch.undo()
+    write_json({}, tmp_path / "out.json")  # another write's temporaries, and only ours, are removed
+    (tmp_path / f".out.json.{os.getpid()}.0123abcd.tmp.kept").write_text("")
+    remove_own_temporaries(tmp_path / "out.json")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        f".out.json.{os.getpid()}.0123abcd.tmp.kept",
+        "out.json",
+    ]
 
 
 def test_a_made_folder_that_is_no_longer_empty_stays(tmp_path):
