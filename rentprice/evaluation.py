@@ -19,7 +19,14 @@ from sklearn.pipeline import Pipeline
 
 from rentprice.errors import ParamsError
 from rentprice.logs import step
-from rentprice.model import build_baseline, build_model, calibrate_range, fit_model, range_factor
+from rentprice.model import (
+    build_baseline,
+    build_model,
+    calibrate_range,
+    fit_model,
+    predict_on_threads,
+    range_factor,
+)
 from rentprice.schema import GROUP, TARGET
 
 Folds = list[list[tuple[np.ndarray, np.ndarray]]]
@@ -86,8 +93,9 @@ def out_of_fold_predictions(
     for repeat, pairs in enumerate(folds):
         for fit_rows, held_out in pairs:
             model = fit_model(build(), frame.iloc[fit_rows], target.iloc[fit_rows], source)
-            # to cents, as scoring gives them: a parallel forest sums its trees in thread completion
-            # order, so the last bits vary from run to run, and so would the model file
+            # on one thread: a parallel forest sums its trees in thread completion order, so the last
+            # bits varied from run to run, and now and then a rent rounded to another cent
+            predict_on_threads(model, 1)
             predicted[repeat, held_out] = np.round(model.predict(frame.iloc[held_out]), 2)
     return predicted
 
@@ -173,6 +181,7 @@ def baseline_comparison(
     (``cv`` as for the model; more folds than addresses is a ParamsError naming ``params_file``).
     """
     fitted = fit_model(build_baseline(baseline), train, train[TARGET], "baseline")
+    predict_on_threads(fitted, 1)  # in tree order, so the sum's last bits never vary (as in the CV)
     predicted = pd.Series(fitted.predict(test), index=test.index)
     baseline_mae = regression_metrics(test[TARGET], predicted)["mae"]
     folds = grouped_folds(train[GROUP], cv, params_file)

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import RandomForestRegressor
 
 from rentprice.errors import ParamsError
 from rentprice.evaluation import (
@@ -44,6 +45,22 @@ def test_cross_validation_figures_are_reproducible(family):
     assert first.shape == (CV["repeats"], len(frame)) and np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)
     assert cv_mae(frame["rent"], first) == cv_mae(frame["rent"], second)
+
+
+def test_a_parallel_forest_predicts_its_out_of_fold_rents_on_one_thread(monkeypatch):
+    """On threads it sums its trees in completion order: now and then a rent rounds to another cent."""
+    frame = training_rows().assign(address=lambda rows: [f"a{i % 12}" for i in range(len(rows))])
+    threads = []
+    predict = RandomForestRegressor.predict
+
+    def recording(forest, features):
+        threads.append(forest.n_jobs)
+        return predict(forest, features)
+
+    monkeypatch.setattr(RandomForestRegressor, "predict", recording)
+    build = lambda: build_model({**TRAIN, "model": "random_forest", "n_jobs": 2}, {})  # noqa: E731
+    out_of_fold_predictions(build, frame, frame["rent"], grouped_folds(frame["address"], CV))
+    assert threads and set(threads) == {1}
 
 
 def test_cv_mae_is_the_mean_and_spread_of_the_per_repeat_maes():

@@ -63,7 +63,7 @@ def test_the_leftover_of_a_killed_writer_is_removed_by_the_next_write_and_a_live
     leftovers = list((repo / TEMP_DIR).iterdir())
     assert [path.name.split(".")[:2] for path in leftovers] == [["model", "joblib"]]
     assert untracked(repo) == [] and not (repo / "models" / "model.joblib").exists()
-    live = repo / TEMP_DIR / f"data.json.{os.getpid()}.0123abcd.tmp"  # a write in progress, this process
+    live = repo / TEMP_DIR / f"data.json.{os.getppid()}.0123abcd.tmp"  # another running process's write
     live.write_text("{}")
 
     write_json({"rows": 1}, repo / "metrics" / "data.json")
