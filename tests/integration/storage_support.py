@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from dvc.config import Config
 
 from rentprice.io import file_md5
-from tests.support import run, tool_env, use_private_remotes
+from tests.support import copy_project, run, tool_env, use_private_remotes
 
 SOURCE = "data/source/rent_apartments.sqlite"
 #: Every DVC-tracked file of the project: the source snapshot and the pipeline's cached outputs.
@@ -59,13 +58,8 @@ def copy_built(built_project: Path, destination: Path) -> tuple[Path, Path]:
 
     Returns the repo and its default remote ``storage`` (empty until pushed to).
     """
-    repo = destination / "repo"
+    repo = copy_project(built_project, destination)
     remote = destination / "storage"
-    shutil.copytree(built_project, repo, symlinks=True)
-    shutil.copytree(built_project.parent / "source", destination / "source")
-    if (built_project.parent / "storage").is_dir():
-        shutil.copytree(built_project.parent / "storage", remote)
-    use_private_remotes(repo, destination / "source", remote)
     changed = run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout
     if changed:
         pytest.fail(f"the built project differs from its commit (changed by an earlier test?):\n{changed}")

@@ -92,9 +92,9 @@ def test_stopping_dvc_repro_stops_the_training_stage(built_project, tmp_path, st
     assert file_md5(repo / MODEL) == model
 
 
-def test_ctrl_c_while_a_stage_starts_is_one_line_and_dvc_repro_restores_its_metrics(built_project, tmp_path):
+def test_ctrl_c_while_a_stage_starts_is_one_line_and_dvc_repro_restores_its_metrics(quick_project, tmp_path):
     """Ctrl-C during evaluate's imports: no traceback; the metrics DVC deleted come back with dvc repro."""
-    repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)
+    repo = shutil.copytree(quick_project, tmp_path / "repo", symlinks=True)
     committed = get_param(repo, "baseline.n_estimators")
     set_params(repo, {"baseline.n_estimators": committed + 1})  # evaluate reruns
     dvc = start(["dvc", "repro", "evaluate"], repo, tmp_path / "dvc.log")

@@ -62,8 +62,8 @@ def test_metrics_and_params_diff_work_against_a_commit(built_project):
     assert run(["dvc", "params", "diff", "HEAD"], built_project).returncode == 0
 
 
-def test_changing_n_estimators_reruns_only_the_model_and_its_downstream_stages(built_project, tmp_path):
-    repo = shutil.copytree(built_project, tmp_path / "repo", symlinks=True)  # built: nothing to run
+def test_changing_n_estimators_reruns_only_the_model_and_its_downstream_stages(quick_project, tmp_path):
+    repo = shutil.copytree(quick_project, tmp_path / "repo", symlinks=True)  # built: nothing to run
     assert run(["dvc", "status", "--quiet"], repo, check=False).returncode == 0
     committed = get_param(repo, "train.n_estimators")
     fewer = other_count(committed)

@@ -48,9 +48,9 @@ def no_ambient_aws_credentials(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def pushed(built_project, tmp_path_factory):
-    """A copy of the built project after `make push` to its private local remote: (repo, remote)."""
-    repo, remote = copy_built(built_project, tmp_path_factory.mktemp("pushed"))
+def pushed(quick_project, tmp_path_factory):
+    """A copy of the quick project after `make push` to its private local remote: (repo, remote)."""
+    repo, remote = copy_built(quick_project, tmp_path_factory.mktemp("pushed"))
     run(["make", "push"], repo)
     return repo, remote
 
@@ -100,8 +100,8 @@ def test_round_trip_through_s3(pushed, s3, tmp_path):
     assert_up_to_date(fresh)
 
 
-def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back(built_project, tmp_path):
-    repo, remote = copy_built(built_project, tmp_path)
+def test_a_new_source_snapshot_trains_a_new_model_and_the_old_versions_come_back(quick_project, tmp_path):
+    repo, remote = copy_built(quick_project, tmp_path)
     first_rev = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     first = md5s(repo)
     first_metrics = json.loads((repo / "metrics/eval/metrics.json").read_text())
@@ -203,8 +203,8 @@ def tree(directory) -> dict[str, str]:
     }
 
 
-def test_nothing_is_ever_pushed_into_the_source_remote_even_when_it_is_writable(built_project, tmp_path):
-    repo, storage = copy_built(built_project, tmp_path)
+def test_nothing_is_ever_pushed_into_the_source_remote_even_when_it_is_writable(quick_project, tmp_path):
+    repo, storage = copy_built(quick_project, tmp_path)
     source = tmp_path / "source"
     assert os.access(source, os.W_OK) and source.stat().st_mode & 0o200  # writable, as root finds it
     before = tree(source)
