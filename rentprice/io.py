@@ -253,6 +253,8 @@ def _check_url(db_url: str, where: str) -> None:
 #: final rename stays atomic.
 TEMP_DIR = ".tmp"
 _TEMPORARY = re.compile(r"\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+#: What follows ``_own_start`` in a temporary's name: its random token and the suffix.
+_TOKEN = re.compile(r"[0-9a-f]{8}\.tmp")
 
 
 @contextmanager
@@ -351,8 +353,7 @@ def new_temporary(path: Path) -> Path:
             raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         directory = temporary_dir(path)
         remove_leftovers(directory)
-        prefix = "" if directory.name == TEMP_DIR else "."
-        temporary = directory / f"{prefix}{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        temporary = directory / f"{_own_start(directory, path)}{secrets.token_hex(4)}.tmp"
         # os.open with 0o666 honours the umask, so the output gets ordinary file permissions
         # (tempfile.mkstemp would leave it readable by its owner only).
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -371,17 +372,19 @@ def remove_own_temporaries(path: Path) -> None:
     path = Path(path)
     with suppress(OSError):
         directory = temporary_dir(path)
-        prefix = "" if directory.name == TEMP_DIR else "."
-        start = f"{prefix}{path.name}."
+        start = _own_start(directory, path)
         for candidate in directory.iterdir():
-            match = _TEMPORARY.search(candidate.name)
-            if (
-                match
-                and int(match["pid"]) == os.getpid()
-                and candidate.name.startswith(start)
-                and len(candidate.name) == len(start) + len(match[0]) - 1
-            ):
+            if candidate.name.startswith(start) and _TOKEN.fullmatch(candidate.name.removeprefix(start)):
                 candidate.unlink(missing_ok=True)
+
+
+def _own_start(directory: Path, path: Path) -> str:
+    """How the names of this process's temporaries for ``path`` in ``directory`` begin.
+
+    ``<name>.<pid>.`` in the repository's TEMP_DIR; hidden beside the target: ``.<name>.<pid>.``.
+    """
+    prefix = "" if directory.name == TEMP_DIR else "."
+    return f"{prefix}{path.name}.{os.getpid()}."
 
 
 def temporary_dir(path: Path) -> Path:
